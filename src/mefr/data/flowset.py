@@ -1,0 +1,126 @@
+"""Reader for pre-computed optical-flow sets in the STSTNet / HTNet layout.
+
+The widely shared MEGC 2019 composite flow set is a folder of 28x28 8-bit RGB PNGs, one
+per clip (R = horizontal flow u, G = vertical flow v, B = optical strain, each channel
+min-max scaled to 0..255 per image), plus a label CSV with columns ``dataset``, ``sub``,
+``filename_o`` and ``label`` (0 negative, 1 positive, 2 surprise). Image names are
+``"{sub}_{filename_o} .png"`` in the published copy (a space before the extension);
+copies with ``"{sub}_{filename_o}.png"`` or no extension at all also circulate, and all
+three are accepted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from mefr.data.table import make_table
+
+#: Dataset names of the composite CSV -> mefr dataset names.
+FLOWSET_DATASETS = {"smic": "smic_hs", "casme2": "casme2", "samm": "samm"}
+#: Class index -> class name of the composite (CDE) label CSV.
+CDE_CLASS_NAMES: tuple[str, ...] = ("negative", "positive", "surprise")
+#: Channel names of the images, in the order :func:`load_flowset` returns them.
+FLOWSET_CHANNELS: tuple[str, ...] = ("u", "v", "strain")
+
+DEFAULT_CSV = "combined_3_class2_for_optical_flow.csv"
+DEFAULT_IMAGE_DIR = "STSNet_whole_norm_u_v_os"
+
+
+class FlowSetError(ValueError):
+    """A file of a flow set is missing or malformed."""
+
+
+@dataclass(frozen=True)
+class FlowSet:
+    """A sample table with its network inputs.
+
+    Attributes
+    ----------
+    table : the sample table (see :mod:`mefr.data.table`) with an extra integer column
+        ``label`` and string column ``label_name``.
+    x : float32 array (N, C, H, W), values in [0, 1], channels named by ``channels``.
+    channels : the channel names of ``x``.
+    class_names : the name of each label index.
+    """
+
+    table: pd.DataFrame
+    x: np.ndarray
+    channels: tuple[str, ...]
+    class_names: tuple[str, ...]
+
+    def select_channels(self, names: tuple[str, ...]) -> np.ndarray:
+        """The input array restricted to ``names`` (e.g. ``("u", "v")`` for FR)."""
+        idx = [self.channels.index(n) for n in names]
+        return self.x[:, idx]
+
+
+def _image_path(image_dir: Path, stem: str) -> Path:
+    for name in (f"{stem} .png", f"{stem}.png", stem):
+        p = image_dir / name
+        if p.is_file():
+            return p
+    raise FileNotFoundError(stem)
+
+
+def load_flowset(
+    root: str | Path,
+    csv_name: str = DEFAULT_CSV,
+    image_dir: str = DEFAULT_IMAGE_DIR,
+) -> FlowSet:
+    """Read a composite flow set (label CSV + folder of 28x28 u/v/strain PNGs).
+
+    Raises :class:`FlowSetError` naming the CSV row and the file when a label is not
+    0/1/2, a dataset is unknown, or an image is missing or does not decode to
+    three channels.
+    """
+    root = Path(root)
+    csv_path = root / csv_name
+    if not csv_path.is_file():
+        raise FlowSetError(f"{csv_path}: label CSV not found")
+    labels = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+    need = {"dataset", "sub", "filename_o", "label"}
+    if not need <= set(labels.columns):
+        raise FlowSetError(f"{csv_path}: needs columns {sorted(need)}, has {list(labels.columns)}")
+    images = root / image_dir
+    rows, arrays = [], []
+    for i, rec in enumerate(labels.itertuples(index=False), start=2):  # row 1 is the header
+        where = f"{csv_path}, row {i}"
+        ds = FLOWSET_DATASETS.get(rec.dataset.strip().lower())
+        if ds is None:
+            raise FlowSetError(f"{where}: unknown dataset {rec.dataset!r}")
+        try:
+            label = int(rec.label)
+        except ValueError:
+            raise FlowSetError(f"{where}: label {rec.label!r} is not an integer") from None
+        if not 0 <= label < len(CDE_CLASS_NAMES):
+            raise FlowSetError(f"{where}: label {label} is not one of 0, 1, 2")
+        stem = f"{rec.sub}_{rec.filename_o}"
+        try:
+            path = _image_path(images, stem)
+        except FileNotFoundError:
+            raise FlowSetError(f"{where}: no image {stem!r} (.png, ' .png' or bare) in {images}") from None
+        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if bgr is None or bgr.ndim != 3 or bgr.shape[2] != 3:
+            raise FlowSetError(f"{path}: does not decode to a 3-channel image ({where})")
+        rgb = bgr[:, :, ::-1]  # R = u, G = v, B = strain
+        arrays.append(np.ascontiguousarray(rgb.transpose(2, 0, 1)))
+        rows.append(
+            {
+                "dataset": ds,
+                "subject": rec.sub,
+                "clip": rec.filename_o,
+                "emotion": CDE_CLASS_NAMES[label],
+                "source": str(csv_path),
+                "row": i,
+            }
+        )
+    table = make_table(rows)
+    table["label"] = [CDE_CLASS_NAMES.index(e) for e in table["emotion"]]
+    table["label_name"] = table["emotion"]
+    x = np.stack(arrays).astype(np.float32) / 255.0 if arrays else np.zeros((0, 3, 28, 28), np.float32)
+    return FlowSet(table=table, x=x, channels=FLOWSET_CHANNELS, class_names=CDE_CLASS_NAMES)
