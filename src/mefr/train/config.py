@@ -60,9 +60,13 @@ class TrainConfig:
         if self.optimizer not in ("adam", "sgd"):
             raise ValueError(f"optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
         if self.class_weighting not in ("none", "balanced"):
-            raise ValueError(f"class_weighting must be 'none' or 'balanced', got {self.class_weighting!r}")
+            raise ValueError(
+                f"class_weighting must be 'none' or 'balanced', got {self.class_weighting!r}"
+            )
         if self.select_epoch_by not in ("none", "inner_val"):
-            raise ValueError(f"select_epoch_by must be 'none' or 'inner_val', got {self.select_epoch_by!r}")
+            raise ValueError(
+                f"select_epoch_by must be 'none' or 'inner_val', got {self.select_epoch_by!r}"
+            )
         for name in ("lr", "batch_size", "epochs"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")

@@ -1,0 +1,135 @@
+"""The engine: groups train exactly as single models, inner validation, metrics helper."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import f1_score
+
+from mefr.train.config import TrainConfig
+from mefr.train.engine import (
+    Job,
+    inner_split,
+    macro_f1_per_model,
+    plan_groups,
+    train_group,
+)
+
+
+def _toy(n=72, seed=0):
+    """Three classes whose u/v fields differ in sign: learnable in a few epochs."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    x = rng.normal(0, 0.3, (n, 3, 28, 28)).astype(np.float32)
+    x[y == 1, 0, :, :14] += 1.0
+    x[y == 2, 1, 14:, :] += 1.0
+    groups = np.array([f"s{i % 6}" for i in range(n)])
+    return x, y, groups
+
+
+SMALL_FR = {"shared_dim": 64, "widths": (2, 4), "detector_hidden": 16, "classifier_hidden": 32}
+
+
+def _loso_jobs(groups, seed=0, only=3):
+    subs = sorted(set(groups))[:only]
+    idx = np.arange(len(groups))
+    return [Job(f"seed{seed}/{s}", seed, idx[groups != s], idx[groups == s]) for s in subs]
+
+
+@pytest.mark.parametrize(("model", "channels"), [("fr", 2), ("ststnet", 3)])
+def test_group_training_equals_one_at_a_time(model, channels):
+    x, y, groups = _toy()
+    jobs = _loso_jobs(groups)
+    kw = SMALL_FR if model == "fr" else {}
+    cfg = TrainConfig(model=model, model_kwargs=kw, epochs=2, batch_size=16, lr=1e-3)
+    together = train_group(x[:, :channels], y, jobs, cfg, 3, max_models=3, workers=1,
+                           progress=False)
+    alone = train_group(x[:, :channels], y, jobs, cfg, 3, max_models=1, workers=1,
+                        progress=False)
+    for j in jobs:
+        np.testing.assert_allclose(together.probs[j.key], alone.probs[j.key], atol=2e-5)
+        assert together.info[j.key]["group_size"] == 3
+
+
+def test_engine_learns_a_separable_toy_problem():
+    x, y, groups = _toy(n=120)
+    jobs = _loso_jobs(groups, only=2)
+    cfg = TrainConfig(model="fr", model_kwargs=SMALL_FR, epochs=8, batch_size=16, lr=3e-3)
+    res = train_group(x[:, :2], y, jobs, cfg, 3, workers=1, progress=False)
+    correct = sum(int((res.probs[j.key].argmax(1) == y[j.test_idx]).sum()) for j in jobs)
+    total = sum(len(j.test_idx) for j in jobs)
+    assert correct / total > 0.8
+
+
+def test_probabilities_cover_test_rows_and_sum_to_one():
+    x, y, groups = _toy()
+    jobs = _loso_jobs(groups, only=2)
+    res = train_group(x[:, :2], y, jobs, TrainConfig(model="basic_inception", epochs=1), 3,
+                      workers=1, progress=False, return_models=True)
+    for j in jobs:
+        p = res.probs[j.key]
+        assert p.shape == (len(j.test_idx), 3)
+        np.testing.assert_allclose(p.sum(1), 1.0, rtol=1e-5)
+        single = res.models[j.key]
+        with torch.no_grad():
+            direct = torch.softmax(single(torch.from_numpy(x[j.test_idx, :2])).logits, -1)
+        np.testing.assert_allclose(direct.numpy(), p, atol=1e-5)
+
+
+def test_inner_split_uses_training_subjects_only():
+    _, _, groups = _toy()
+    job = _loso_jobs(groups, only=1)[0]
+    fit, val = inner_split(job, groups, 0.2)
+    assert set(fit) | set(val) == set(job.train_idx)
+    assert not set(groups[val]) & set(groups[fit])
+    assert not set(val) & set(job.test_idx)
+    assert len(set(groups[val])) == 1  # round(0.2 * 5 subjects)
+
+
+def test_inner_validation_picks_an_epoch_without_the_test_fold():
+    x, y, groups = _toy()
+    jobs = _loso_jobs(groups, only=2)
+    cfg = TrainConfig(model="fr", model_kwargs=SMALL_FR, epochs=3, batch_size=16, lr=1e-3,
+                      select_epoch_by="inner_val")
+    seen = []
+    res = train_group(x[:, :2], y, jobs, cfg, 3, groups=groups, workers=1, progress=False,
+                      on_result=lambda k, p: seen.append(k))
+    assert sorted(seen) == sorted(j.key for j in jobs)
+    for j in jobs:
+        assert 1 <= res.info[j.key]["evaluated_epoch"] <= 3
+        assert res.info[j.key]["inner_val_rows"] > 0
+
+
+def test_macro_f1_per_model_matches_sklearn():
+    rng = np.random.default_rng(3)
+    pred = rng.integers(0, 4, (3, 20))
+    true = rng.integers(0, 3, (3, 20))  # class 3 never true
+    w = (rng.random((3, 20)) > 0.2).astype(np.float32)
+    got = macro_f1_per_model(torch.from_numpy(pred), torch.from_numpy(true), torch.from_numpy(w), 4)
+    for g in range(3):
+        m = w[g] > 0
+        ref = f1_score(true[g][m], pred[g][m], labels=[0, 1, 2, 3], average="macro",
+                       zero_division=0)
+        assert got[g].item() == pytest.approx(ref, abs=1e-6)
+
+
+def test_plan_groups_by_steps_and_size():
+    jobs = [Job(str(i), 0, np.arange(3), np.arange(1)) for i in range(5)]
+    plan = plan_groups(jobs, [14, 13, 14, 14, 14], max_models=2)
+    assert plan == [[1], [0, 2], [3, 4]]
+
+
+def test_cpu_processes_give_the_same_result():
+    x, y, groups = _toy()
+    jobs = _loso_jobs(groups, only=2)
+    cfg = TrainConfig(model="ststnet", epochs=1, batch_size=16)
+    a = train_group(x, y, jobs, cfg, 3, workers=2, progress=False)
+    b = train_group(x, y, jobs, cfg, 3, workers=1, progress=False)
+    for j in jobs:
+        np.testing.assert_allclose(a.probs[j.key], b.probs[j.key], atol=1e-6)
+
+
+def test_bad_labels_are_refused():
+    x, y, groups = _toy()
+    with pytest.raises(ValueError, match="labels must lie"):
+        train_group(x[:, :2], y + 5, _loso_jobs(groups, only=1), TrainConfig(epochs=1), 3,
+                    progress=False)

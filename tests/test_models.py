@@ -1,0 +1,131 @@
+"""Networks: parameter counts pinned to architecture.md, group = stack of single models."""
+
+import json
+
+import pytest
+import torch
+
+from mefr.cli import main
+from mefr.models.layers import GroupLinear, concat_groups, stateless_uniform
+from mefr.models.registry import MODELS, count_parameters, create_model
+
+# Counts derived by hand in shared/docs/architecture.md (all within 1% of Table 7).
+EXPECTED = {
+    ("basic_inception", 3, None): 6_449_867,
+    ("basic_inception", 4, None): 6_450_892,
+    ("fr", 3, 1): 10_252_750,
+    ("fr", 4, 1): 11_433_936,
+    ("fr", 3, 2): 10_253_137,
+    ("fr", 4, 2): 11_434_452,
+}
+TABLE7 = {("basic_inception", 3): 6.4803e6, ("basic_inception", 4): 6.4813e6,
+          ("fr", 3): 10.2418e6, ("fr", 4): 11.4231e6}
+
+
+@pytest.mark.parametrize(("name", "k", "units"), list(EXPECTED))
+def test_parameter_counts_match_architecture(name, k, units):
+    kw = {} if units is None else {"detector_units": units}
+    with torch.device("meta"):
+        model = create_model(name, k, **kw)
+    n = count_parameters(model)
+    assert n == EXPECTED[(name, k, units)]
+    assert abs(n - TABLE7[(name, k)]) / TABLE7[(name, k)] < 0.01
+
+
+def test_fr_parameter_formula_per_class():
+    """backbone convs + 6,685,952 + 1,181,186 * K (architecture.md)."""
+    with torch.device("meta"):
+        for k in (3, 4, 5):
+            fr = count_parameters(create_model("fr", k))
+            basic = count_parameters(create_model("basic_inception", k))
+            convs = basic - (6272 * 1024 + 1024) - (1024 * k + k)
+            assert convs == 2 * (1284 + 10336)
+            assert fr == convs + 6_685_952 + 1_181_186 * k
+
+
+def test_models_json_lists_every_network(capsys):
+    assert main(["models", "--json"]) == 0
+    specs = json.loads(capsys.readouterr().out)
+    names = {s["name"] for s in specs}
+    assert names == set(MODELS)
+    fr3 = [s for s in specs if s["name"] == "fr" and s["num_classes"] == 3]
+    assert {s["detector_units"]: s["parameters"] for s in fr3} == {1: 10_252_750, 2: 10_253_137}
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_group_equals_its_single_models(name):
+    """Model g of a group computes what the extracted single model g computes."""
+    torch.manual_seed(0)
+    c = len(MODELS[name].channels)
+    group = create_model(name, 3, num_models=3)
+    group.init_models([11, 22, 33])
+    group.eval()
+    x = torch.randn(3, 5, c, 28, 28)
+    out = group(x)
+    assert out.logits.shape == (3, 5, 3)
+    for g in range(3):
+        single = group.extract(g).eval()
+        ref = single(x[g])
+        torch.testing.assert_close(out.logits[g], ref.logits, rtol=1e-5, atol=1e-5)
+        if out.detector_logits is not None:
+            torch.testing.assert_close(out.detector_logits[g], ref.detector_logits,
+                                       rtol=1e-5, atol=1e-5)
+
+
+def test_init_depends_on_seed_only():
+    a = create_model("fr", 3, num_models=2)
+    a.init_models([5, 7])
+    b = create_model("fr", 3, num_models=1)
+    b.init_models([7])
+    for pa, pb in zip(a.extract(1).parameters(), b.parameters(), strict=True):
+        assert torch.equal(pa, pb)
+
+
+def test_glorot_uniform_bounds_and_zero_bias():
+    layer = GroupLinear(2, 600, 400)
+    gen = torch.Generator().manual_seed(0)
+    layer.init_model(0, gen)
+    lim = (6 / 1000) ** 0.5
+    w = layer.weight[0]
+    assert w.abs().max() <= lim
+    assert w.abs().max() > 0.95 * lim  # fills the interval
+    assert abs(w.var().item() - lim**2 / 3) < 0.05 * lim**2 / 3  # variance of U(-l, l)
+    assert torch.count_nonzero(layer.bias[0]) == 0
+
+
+def test_fr_attention_is_softmax_times_z():
+    """Eqs. (2)-(3): z_k* = softmax(W_k z + b_k) * z, and Eq. (6) sums them."""
+    m = create_model("fr", 3)
+    m.init_models([0])
+    z = torch.rand(1, 4, 1024)
+    zk = m.proposals(z)
+    w, b = m.units.weight[0], m.units.bias[0]
+    for k in range(3):
+        a = torch.softmax(z[0] @ w[:, k * 1024:(k + 1) * 1024] + b[0, k * 1024:(k + 1) * 1024], -1)
+        torch.testing.assert_close(zk[0, :, k], a * z[0])
+    torch.testing.assert_close(m.fuse(zk), zk.sum(2))
+
+
+def test_concat_groups_interleaves_per_group():
+    a = torch.arange(2 * 2 * 1 * 1.0).view(1, 4, 1, 1)  # groups 0,1 with 2 channels
+    b = 100 + torch.arange(2 * 3.0).view(1, 6, 1, 1)  # groups 0,1 with 3 channels
+    out = concat_groups((a, b), 2).flatten().tolist()
+    assert out == [0, 1, 100, 101, 102, 2, 3, 103, 104, 105]
+
+
+def test_stateless_uniform_is_uniform_and_seed_local():
+    seeds = torch.tensor([1, 2, 3], dtype=torch.int64)
+    u = stateless_uniform(seeds, 7, (1000,))
+    assert u.min() >= 0 and u.max() < 1
+    assert abs(u.mean().item() - 0.5) < 0.02
+    assert abs(u.var().item() - 1 / 12) < 0.01
+    alone = stateless_uniform(seeds[1:2], 7, (1000,))
+    assert torch.equal(alone[0], u[1])
+    assert not torch.equal(u[0], u[1])
+    assert not torch.equal(stateless_uniform(seeds, 8, (1000,)), u)
+
+
+def test_bad_input_shape_is_explained():
+    m = create_model("fr", 3, num_models=2)
+    with pytest.raises(ValueError, match="group of 2 models"):
+        m(torch.zeros(2, 2, 28, 28))
