@@ -103,7 +103,9 @@ def load_flowset(
         try:
             path = _image_path(images, stem)
         except FileNotFoundError:
-            raise FlowSetError(f"{where}: no image {stem!r} (.png, ' .png' or bare) in {images}") from None
+            raise FlowSetError(
+                f"{where}: no image {stem!r} (.png, ' .png' or bare) in {images}"
+            ) from None
         bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if bgr is None or bgr.ndim != 3 or bgr.shape[2] != 3:
             raise FlowSetError(f"{path}: does not decode to a 3-channel image ({where})")
@@ -122,5 +124,7 @@ def load_flowset(
     table = make_table(rows)
     table["label"] = [CDE_CLASS_NAMES.index(e) for e in table["emotion"]]
     table["label_name"] = table["emotion"]
-    x = np.stack(arrays).astype(np.float32) / 255.0 if arrays else np.zeros((0, 3, 28, 28), np.float32)
+    if not arrays:
+        raise FlowSetError(f"{csv_path}: no rows")
+    x = np.stack(arrays).astype(np.float32) / 255.0
     return FlowSet(table=table, x=x, channels=FLOWSET_CHANNELS, class_names=CDE_CLASS_NAMES)

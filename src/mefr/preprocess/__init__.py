@@ -1,1 +1,51 @@
+"""Preprocessing: a sample table -> network inputs (the paper's Sections 3.1 and 4.2).
 
+``face`` (libfacedetection crop on the onset frame), ``apex`` (annotated / Eq. (1) /
+middle frame), ``flow`` (TV-L1, optical strain, resize, normalisation), ``store`` (the
+on-disk feature cache) and ``pipeline`` (a table -> :class:`FeatureSet`, in parallel).
+"""
+
+from mefr.preprocess.apex import APEX_POLICIES, ApexFallbackWarning, ClipError, spot_apex
+from mefr.preprocess.face import (
+    Box,
+    FaceNotFoundError,
+    FrameReadError,
+    PreprocessError,
+    detect_faces,
+    face_box,
+)
+from mefr.preprocess.flow import NORMALISATIONS, compute_flow, optical_strain
+from mefr.preprocess.pipeline import (
+    ClipFailure,
+    ClipFeatures,
+    FeatureSet,
+    PreprocessSettings,
+    build_features,
+    clip_features,
+    frames_features,
+)
+from mefr.preprocess.store import FeatureStore
+
+__all__ = [
+    "APEX_POLICIES",
+    "NORMALISATIONS",
+    "ApexFallbackWarning",
+    "Box",
+    "ClipError",
+    "ClipFailure",
+    "ClipFeatures",
+    "FaceNotFoundError",
+    "FeatureSet",
+    "FeatureStore",
+    "FrameReadError",
+    "PreprocessError",
+    "PreprocessSettings",
+    "build_features",
+    "clip_features",
+    "compute_flow",
+    "detect_faces",
+    "face_box",
+    "frames_features",
+    "optical_strain",
+    "spot_apex",
+]

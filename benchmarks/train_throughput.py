@@ -1,0 +1,238 @@
+"""Training throughput: model-epochs per second, naive loop vs mefr's engine.
+
+A model-epoch is one pass of one model over its training fold. Both paths train FR
+(or ``--model``) on the CDE composite (the real flow set when present, else random
+inputs of the same shape: 442 clips, 68 subjects), batch 32, Adam, in the same run on
+the same machine.
+
+* naive: the conventional loop of peer code - a plainly written PyTorch network
+  (``nn.Conv2d`` / ``nn.Linear``, NCHW), ``torch.optim.Adam`` with its defaults, one
+  model after another in one process.
+* engine: :func:`mefr.train.engine.train_group` with its defaults for the device
+  (CPU: channels-last, fused Adam, one process per core; CUDA: all models of the
+  protocol stacked into groups, TF32, fused Adam).
+
+Usage::
+
+    python benchmarks/train_throughput.py                    # CPU
+    python benchmarks/train_throughput.py --device cuda --seeds 10
+
+Prints a Markdown table with the hardware; ``--out FILE`` also writes it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from mefr.models.registry import count_parameters, create_model
+from mefr.train.config import TrainConfig
+from mefr.train.engine import Job, resolve_device, train_group
+from mefr.train.losses import fr_loss
+
+FLOWSET = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "megc2019-cde-flow"
+
+
+# --------------------------------------------------------------------- naive path
+class _PlainInception(nn.Module):
+    def __init__(self, cin: int, w: int) -> None:
+        super().__init__()
+        self.b1 = nn.Conv2d(cin, w, 1)
+        self.b3 = nn.Sequential(nn.Conv2d(cin, w, 1), nn.ReLU(), nn.Conv2d(w, w, 3, padding=1))
+        self.b5 = nn.Sequential(nn.Conv2d(cin, w, 1), nn.ReLU(), nn.Conv2d(w, w, 5, padding=2))
+        self.bp = nn.Conv2d(cin, w, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pooled = F.max_pool2d(x, 3, 1, 1)
+        return torch.cat([F.relu(self.b1(x)), F.relu(self.b3(x)), F.relu(self.b5(x)),
+                          F.relu(self.bp(pooled))], 1)
+
+
+class PlainFR(nn.Module):
+    """FR written as peer code writes networks (for the naive baseline only)."""
+
+    def __init__(self, k: int = 3) -> None:
+        super().__init__()
+        self.streams = nn.ModuleList(
+            nn.Sequential(_PlainInception(1, 6), nn.MaxPool2d(2), _PlainInception(24, 16),
+                          nn.MaxPool2d(2), nn.Flatten()) for _ in range(2))
+        self.shared = nn.Linear(6272, 1024)
+        self.att = nn.ModuleList(nn.Linear(1024, 1024) for _ in range(k))
+        self.det = nn.ModuleList(nn.Sequential(nn.Linear(1024, 128), nn.ReLU(), nn.Linear(128, 1))
+                                 for _ in range(k))
+        self.cls = nn.Sequential(nn.Linear(1024, 256), nn.ReLU(), nn.Dropout(0.5),
+                                 nn.Linear(256, k))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        feats = torch.cat([s(x[:, i:i + 1]) for i, s in enumerate(self.streams)], 1)
+        z = F.relu(self.shared(feats))
+        zk = [torch.softmax(a(z), -1) * z for a in self.att]
+        det = torch.cat([d(f) for d, f in zip(self.det, zk, strict=True)], 1)
+        return self.cls(sum(zk)), det
+
+
+def naive_model_epochs_per_second(x: torch.Tensor, y: torch.Tensor, jobs: list[Job],
+                                  epochs: int, device: torch.device) -> float:
+    """Train each job alone with the plain network and default Adam; model-epochs/s."""
+    t0 = time.perf_counter()
+    for job in jobs:
+        torch.manual_seed(job.seed)
+        model = PlainFR().to(device)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+        train = torch.as_tensor(job.train_idx, device=device)
+        for _ in range(epochs):
+            perm = train[torch.randperm(len(train), device=device)]
+            for s in range(0, len(perm), 32):
+                b = perm[s:s + 32]
+                logits, det = model(x[b])
+                target = F.one_hot(y[b], 3).float()
+                loss = F.cross_entropy(logits, y[b]) + 0.85 * F.binary_cross_entropy_with_logits(
+                    det, target)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+    return len(jobs) * epochs / (time.perf_counter() - t0)
+
+
+# --------------------------------------------------------------------- helpers
+def load_composite() -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+    if FLOWSET.is_dir():
+        from mefr.data.flowset import load_flowset
+        from mefr.data.table import group_key
+
+        fs = load_flowset(FLOWSET)
+        return (fs.select_channels(("u", "v")), fs.table["label"].to_numpy(),
+                group_key(fs.table).to_numpy(), "real MEGC 2019 composite flows")
+    rng = np.random.default_rng(0)
+    groups = np.repeat([f"s{i}" for i in range(68)], 7)[:442]
+    return (rng.random((442, 2, 28, 28), dtype=np.float32), rng.integers(0, 3, 442), groups,
+            "random inputs of the composite's shape")
+
+
+def loso_jobs(groups: np.ndarray, seeds: int, folds: int | None) -> list[Job]:
+    subjects = sorted(set(groups))[: folds or None]
+    idx = np.arange(len(groups))
+    return [Job(f"seed{s}/{g}", s, idx[groups != g], idx[groups == g])
+            for s in range(seeds) for g in subjects]
+
+
+def flops_per_model_epoch(model_name: str, n_train: int, batch: int = 32) -> float:
+    """fwd + bwd FLOPs of one model over one training fold (torch's FLOP counter)."""
+    m = create_model(model_name, 3)
+    m.init_models([0])
+    x = torch.rand(1, batch, 2, 28, 28)
+    y = torch.randint(0, 3, (1, batch))
+    w = torch.ones(1, batch)
+    with FlopCounterMode(display=False) as fc:
+        fr_loss(m(x, w), y, w).sum().backward()
+    return fc.get_total_flops() * n_train / batch
+
+
+def hardware(device: torch.device) -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import os
+
+    desc = f"CPU: {cpu}, {os.cpu_count()} cores"
+    if device.type == "cuda":
+        p = torch.cuda.get_device_properties(device)
+        desc += f"; GPU: {p.name}, {p.total_memory / 2**30:.0f} GiB"
+    return desc + f"; torch {torch.__version__}; Python {sys.version.split()[0]}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--model", default="fr")
+    ap.add_argument("--seeds", type=int, default=1, help="engine: seeds x 68 folds")
+    ap.add_argument("--folds", type=int, default=None, help="engine: first N folds only")
+    ap.add_argument("--epochs", type=int, default=2, help="engine epochs (2 runs: E and 3E)")
+    ap.add_argument("--naive-jobs", type=int, default=2)
+    ap.add_argument("--naive-epochs", type=int, default=1)
+    ap.add_argument("--peak-tflops", type=float, default=None,
+                    help="the card's dense TF32 peak, for the fraction reached")
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args(argv)
+
+    dev = resolve_device(args.device)
+    x_np, y_np, groups, data_desc = load_composite()
+    jobs = loso_jobs(groups, args.seeds, args.folds)
+    x = torch.from_numpy(x_np).to(dev)
+    y = torch.from_numpy(y_np).to(dev)
+
+    naive = naive_model_epochs_per_second(x, y, jobs[: args.naive_jobs], args.naive_epochs, dev)
+    cfg = TrainConfig(model=args.model, epochs=args.epochs)
+    # Two engine runs, E and 3E epochs: the difference is the steady-state rate
+    # (start-up, process spawn, cuDNN autotuning and evaluation cancel out).
+    times = []
+    for e in (args.epochs, 3 * args.epochs):
+        cfg = TrainConfig(model=args.model, epochs=e)
+        t0 = time.perf_counter()
+        train_group(x_np, y_np, jobs, cfg, 3, groups=groups, device=str(dev), progress=False)
+        times.append(time.perf_counter() - t0)
+    steady = len(jobs) * 2 * args.epochs / max(times[1] - times[0], 1e-9)
+    overall = len(jobs) * 3 * args.epochs / times[1]
+
+    n_train = int(np.mean([len(j.train_idx) for j in jobs]))
+    fl = flops_per_model_epoch(args.model, n_train) if args.model == "fr" else float("nan")
+    with torch.device("meta"):
+        params = count_parameters(create_model(args.model, 3))
+    plain = sum(p.numel() for p in PlainFR().parameters())
+    rows = [
+        ("naive loop (plain PyTorch FR, default Adam, 1 model at a time)",
+         f"{naive:.2f}", f"{args.naive_jobs} jobs x {args.naive_epochs} epochs"),
+        ("engine, steady state", f"{steady:.2f}",
+         f"{len(jobs)} jobs, {args.epochs}->{3 * args.epochs} epochs"),
+        ("engine, whole call incl. start-up and evaluation", f"{overall:.2f}",
+         f"{len(jobs)} jobs x {3 * args.epochs} epochs in {times[1]:.1f} s"),
+    ]
+    lines = [
+        f"# Training throughput ({dt.date.today().isoformat()})",
+        "",
+        f"- hardware: {hardware(dev)}",
+        f"- device: {dev.type}; data: {data_desc}; model: {args.model} ({params:,} parameters;"
+        f" plain re-implementation: {plain:,})",
+        f"- command: `python benchmarks/train_throughput.py {' '.join(argv or sys.argv[1:])}`",
+        "",
+        "| path | model-epochs / s | measured on |",
+        "|---|---:|---|",
+        *[f"| {a} | {b} | {c} |" for a, b, c in rows],
+        "",
+        f"Speed-up of the engine (steady state) over the naive loop: **{steady / naive:.2f}x**.",
+    ]
+    if fl == fl:  # not NaN
+        achieved = steady * fl / 1e12
+        lines.append(f"Arithmetic: {fl / 1e9:.1f} GFLOP per model-epoch (fwd+bwd), i.e. "
+                     f"{achieved:.1f} TFLOP/s at the engine's steady rate"
+                     + (f", {100 * achieved / args.peak_tflops:.1f}% of the card's "
+                        f"{args.peak_tflops:.0f} TFLOP/s" if args.peak_tflops else "") + ".")
+        lines.append(f"Weights read/written per model-epoch (fwd + bwd + Adam, 40 B/param/step): "
+                     f"{40 * params * n_train / 32 / 1e9:.2f} GB.")
+    text = "\n".join(lines)
+    print(text)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

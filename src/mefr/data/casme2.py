@@ -1,0 +1,117 @@
+"""Reader of CASME II as licensees hold it (Yan et al. 2014; Tables 9, 11, 12, 13).
+
+Layout (the bad-input rules are in :mod:`mefr.data.rawio`)::
+
+    ROOT/CASME2-coding-20140508.xlsx          (or -20190701; header row found by content)
+    ROOT/CASME2_RAW_selected/sub01/EP02_01f/img46.jpg ...   (raw release)
+    ROOT/Cropped/sub01/EP02_01f/reg_img46.jpg ...           (cropped release)
+
+The number in a frame's name is its absolute frame number, so the onset frame is
+``img{OnsetFrame}.jpg``. Subjects are written ``sub01`` .. ``sub26`` (the folder names).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from mefr.data.rawio import (
+    IssueLog,
+    check_row,
+    clip_frames,
+    find_annotation,
+    find_first,
+    finish_table,
+    locate_header,
+    read_sheets,
+    table_below_header,
+)
+
+DATASET = "casme2"
+#: Annotation file names searched for when none is given (latest name wins).
+ANNOTATION_PATTERNS: tuple[str, ...] = ("CASME2-coding*.xlsx", "CASME2-coding*.csv")
+#: Frame folders searched for under the root, in order of preference.
+FRAME_DIRS: tuple[str, ...] = ("CASME2_RAW_selected", "Cropped")
+REQUIRED_COLUMNS: tuple[str, ...] = (
+    "Subject",
+    "Filename",
+    "OnsetFrame",
+    "ApexFrame",
+    "OffsetFrame",
+    "Estimated Emotion",
+)
+OPTIONAL_COLUMNS: tuple[str, ...] = ("Action Units",)
+
+
+def casme2_subject(value: object) -> str | None:
+    """``sub{NN}`` from a Subject cell (``1``, ``1.0``, ``'01'``, ``'sub1'``), else None."""
+    text = str(value).strip() if value is not None else ""
+    m = re.fullmatch(r"(?i)(?:sub)?0*(\d+)(?:\.0+)?", text)
+    return f"sub{int(m.group(1)):02d}" if m else None
+
+
+def read_casme2(
+    root: str | Path,
+    annotation: str | Path | None = None,
+    frames_dir: str | Path | None = None,
+) -> pd.DataFrame:
+    """Read CASME II into a sample table (see :mod:`mefr.data.table`).
+
+    Parameters
+    ----------
+    root : the folder holding the frame folder (and usually the coding spreadsheet).
+    annotation : the coding .xlsx (or a .csv export); found under ``root`` when None.
+    frames_dir : the frame folder, relative to ``root`` or absolute; the first of
+        :data:`FRAME_DIRS` that exists when None.
+
+    Rows are in spreadsheet order; ``frames`` runs from onset to offset. Faulty rows are
+    skipped or repaired under :data:`mefr.data.rawio.BAD_INPUT_RULES` with a
+    :class:`~mefr.data.rawio.ReaderWarning` each (also in ``attrs["issues"]``).
+    """
+    root = Path(root)
+    path = (
+        Path(annotation) if annotation is not None else find_annotation(root, ANNOTATION_PATTERNS)
+    )
+    frames_root = find_first(
+        [root / frames_dir] if frames_dir is not None else [root / d for d in FRAME_DIRS],
+        "CASME II frame folder",
+        "frames-root-not-found",
+    )
+    sheet, header = locate_header(read_sheets(path), path, ("Subject", "Filename"))
+    body = table_below_header(sheet, header, path, REQUIRED_COLUMNS, OPTIONAL_COLUMNS)
+    log = IssueLog(DATASET)
+    seen: set[tuple[str, str]] = set()
+    rows = []
+    for _, rec in body.iterrows():
+        ann = check_row(rec, casme2_subject(rec["subject"]), path, log, seen)
+        if ann is None:
+            continue
+        got = clip_frames(
+            frames_root / ann.subject / ann.clip,
+            ann.onset,
+            ann.offset,
+            (path, ann.row, ann.clip),
+            log,
+        )
+        if got is None:
+            continue
+        numbers, files = got
+        rows.append(
+            {
+                "dataset": DATASET,
+                "subject": ann.subject,
+                "clip": ann.clip,
+                "emotion": ann.emotion,
+                "onset": ann.onset,
+                "apex": ann.apex,
+                "offset": ann.offset,
+                "action_units": ann.action_units,
+                "frames": files,
+                "frame_numbers": numbers,
+                "source": path,
+                "row": ann.row,
+            }
+        )
+    return finish_table(rows, log)

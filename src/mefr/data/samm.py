@@ -1,0 +1,113 @@
+"""Reader of SAMM as licensees hold it (Davison et al. 2018; Tables 9 and 12).
+
+Layout (see :mod:`mefr.data.rawio` for the bad-input rules)::
+
+    ROOT/SAMM_Micro_FACS_Codes_v2.xlsx        (about 12 prose rows above the header row)
+    ROOT/SAMM/006/006_1_2/006_05562.jpg ...   (greyscale frames)
+
+The header row is found by its content (a row holding ``Subject`` and ``Filename``), not
+by its index. The number at the end of a frame's name is its absolute frame number.
+Subjects are written with three digits (``006``), as the folders are.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from mefr.data.rawio import (
+    IssueLog,
+    check_row,
+    clip_frames,
+    find_annotation,
+    find_first,
+    finish_table,
+    locate_header,
+    read_sheets,
+    table_below_header,
+)
+
+DATASET = "samm"
+ANNOTATION_PATTERNS: tuple[str, ...] = ("SAMM_Micro_FACS_Codes*.xlsx", "SAMM_Micro_FACS_Codes*.csv")
+FRAME_DIRS: tuple[str, ...] = ("SAMM",)
+REQUIRED_COLUMNS: tuple[str, ...] = (
+    "Subject",
+    "Filename",
+    "Onset Frame",
+    "Apex Frame",
+    "Offset Frame",
+    "Estimated Emotion",
+)
+OPTIONAL_COLUMNS: tuple[str, ...] = ("Action Units",)
+
+
+def samm_subject(value: object) -> str | None:
+    """Three-digit subject id from a Subject cell (``6``, ``6.0``, ``'006'``), else None."""
+    text = str(value).strip() if value is not None else ""
+    m = re.fullmatch(r"0*(\d+)(?:\.0+)?", text)
+    return f"{int(m.group(1)):03d}" if m else None
+
+
+def read_samm(
+    root: str | Path,
+    annotation: str | Path | None = None,
+    frames_dir: str | Path | None = None,
+) -> pd.DataFrame:
+    """Read SAMM into a sample table (see :mod:`mefr.data.table`).
+
+    Parameters
+    ----------
+    root : the folder holding the ``SAMM`` frame folder (and usually the spreadsheet).
+    annotation : the FACS-codes .xlsx (or a .csv export); found under ``root`` when None.
+    frames_dir : the frame folder, relative to ``root`` or absolute (default ``SAMM``).
+
+    Rows are in spreadsheet order; ``frames`` runs from onset to offset. Faulty rows are
+    skipped or repaired under :data:`mefr.data.rawio.BAD_INPUT_RULES`.
+    """
+    root = Path(root)
+    path = (
+        Path(annotation) if annotation is not None else find_annotation(root, ANNOTATION_PATTERNS)
+    )
+    frames_root = find_first(
+        [root / frames_dir] if frames_dir is not None else [root / d for d in FRAME_DIRS],
+        "SAMM frame folder",
+        "frames-root-not-found",
+    )
+    sheet, header = locate_header(read_sheets(path), path, ("Subject", "Filename"))
+    body = table_below_header(sheet, header, path, REQUIRED_COLUMNS, OPTIONAL_COLUMNS)
+    log = IssueLog(DATASET)
+    seen: set[tuple[str, str]] = set()
+    rows = []
+    for _, rec in body.iterrows():
+        ann = check_row(rec, samm_subject(rec["subject"]), path, log, seen)
+        if ann is None:
+            continue
+        got = clip_frames(
+            frames_root / ann.subject / ann.clip,
+            ann.onset,
+            ann.offset,
+            (path, ann.row, ann.clip),
+            log,
+        )
+        if got is None:
+            continue
+        numbers, files = got
+        rows.append(
+            {
+                "dataset": DATASET,
+                "subject": ann.subject,
+                "clip": ann.clip,
+                "emotion": ann.emotion,
+                "onset": ann.onset,
+                "apex": ann.apex,
+                "offset": ann.offset,
+                "action_units": ann.action_units,
+                "frames": files,
+                "frame_numbers": numbers,
+                "source": path,
+                "row": ann.row,
+            }
+        )
+    return finish_table(rows, log)
