@@ -140,6 +140,35 @@ def flops_per_model_epoch(model_name: str, n_train: int, batch: int = 32) -> flo
     return fc.get_total_flops() * n_train / batch
 
 
+def profile_steps(model_name: str, g: int, device: torch.device, steps: int = 3) -> str:
+    """torch.profiler table of a few training steps of a group of ``g`` models."""
+    from torch.profiler import ProfilerActivity, profile
+
+    m = create_model(model_name, 3, g).to(device)
+    m.init_models(list(range(g)))
+    opt = torch.optim.Adam(m.parameters(), lr=1e-4, fused=True)
+    x = torch.rand(g, 32, 2, 28, 28, device=device)
+    y = torch.randint(0, 3, (g, 32), device=device)
+    w = torch.ones(g, 32, device=device)
+
+    def step() -> None:
+        loss = fr_loss(m(x, w), y, w).sum()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    for _ in range(2):
+        step()
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=acts) as prof:
+        for _ in range(steps):
+            step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+    key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    return prof.key_averages().table(sort_by=key, row_limit=15)
+
+
 def hardware(device: torch.device) -> str:
     cpu = platform.processor() or platform.machine()
     try:
@@ -169,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--naive-epochs", type=int, default=1)
     ap.add_argument("--peak-tflops", type=float, default=None,
                     help="the card's dense TF32 peak, for the fraction reached")
+    ap.add_argument("--profile", type=int, default=0, metavar="G",
+                    help="also print a profile of 3 steps of a group of G models")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
 
@@ -226,6 +257,9 @@ def main(argv: list[str] | None = None) -> int:
                         f"{args.peak_tflops:.0f} TFLOP/s" if args.peak_tflops else "") + ".")
         lines.append(f"Weights read/written per model-epoch (fwd + bwd + Adam, 40 B/param/step): "
                      f"{40 * params * n_train / 32 / 1e9:.2f} GB.")
+    if args.profile:
+        lines += ["", f"Profile of 3 training steps, {args.profile} models in one group:", "",
+                  "```", profile_steps(args.model, args.profile, dev), "```"]
     text = "\n".join(lines)
     print(text)
     if args.out:

@@ -44,6 +44,319 @@ def _run_models(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- preprocessing
+# Choices as in mefr.preprocess (APEX_POLICIES, FACE_MODES, NORMALISATIONS; a test keeps
+# them equal), written out so that building the parser imports nothing heavy.
+_APEX_POLICIES = ("annotated", "diff", "middle")
+_FACE_MODES = ("detect", "none")
+_NORMALISATIONS = ("minmax_per_image", "none", "global_scale")
+_DATASETS = ("casme2", "samm", "smic_hs", "smic_vis", "smic_nir")
+
+
+def _add_preprocess_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("preprocessing (see mefr.preprocess.PreprocessSettings)")
+    g.add_argument("--apex-policy", choices=_APEX_POLICIES, default="annotated")
+    g.add_argument("--face", choices=_FACE_MODES, default="detect",
+                   help="detect the face on the onset frame, or use whole frames")
+    g.add_argument("--margin", type=float, default=0.0, help="face box margin (fraction)")
+    g.add_argument("--square", action="store_true", help="square face box")
+    g.add_argument("--face-size", type=int, default=None,
+                   help="resize face crops to this side before the flow (default: native)")
+    g.add_argument("--size", type=int, default=28, help="side of the network input")
+    g.add_argument("--strain", action="store_true", help="add the optical strain channel")
+    g.add_argument("--normalisation", choices=_NORMALISATIONS, default="minmax_per_image")
+
+
+def _settings_from_args(args: argparse.Namespace):  # -> PreprocessSettings
+    from mefr.preprocess.pipeline import PreprocessSettings
+
+    return PreprocessSettings(
+        apex_policy=args.apex_policy, face=args.face, margin=args.margin, square=args.square,
+        face_size=args.face_size, size=args.size, strain=args.strain,
+        normalisation=args.normalisation,
+    )
+
+
+@command
+def _add_prepare(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("prepare", help="faces, apex frames and TV-L1 flow of a raw database, "
+                       "computed into a feature cache")
+    p.add_argument("root", help="the database folder (as the licensee holds it)")
+    p.add_argument("--database", choices=_DATASETS, required=True)
+    p.add_argument("--cache", required=True, help="feature cache folder")
+    p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    p.add_argument("--no-progress", action="store_true")
+    _add_preprocess_options(p)
+    p.set_defaults(func=_run_prepare)
+
+
+def _run_prepare(args: argparse.Namespace) -> int:
+    import time
+
+    from mefr.data import read_database
+    from mefr.preprocess.pipeline import build_features
+
+    try:
+        settings = _settings_from_args(args)
+        table = read_database(args.database, args.root)
+    except ValueError as e:  # bad settings, AnnotationError (a ValueError)
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    t0 = time.perf_counter()
+    fs = build_features(table, settings, args.cache, workers=args.workers,
+                        progress=not args.no_progress)
+    noted = int((fs.table["preprocess_notes"] != "").sum())
+    print(f"database     {args.database} ({args.root}): {len(table)} clips read")
+    print(f"features     {tuple(fs.x.shape)} channels {','.join(fs.channels)} -> {args.cache}")
+    print(f"clips        {fs.cached} from the cache, {fs.computed} computed, "
+          f"{len(fs.failures)} failed, in {time.perf_counter() - t0:.1f} s")
+    print(f"apex         policy {settings.apex_policy}; {noted} clips with a note "
+          "(no usable annotated apex: spotted with Eq. (1))")
+    for f in fs.failures:
+        print(f"failed       {f}")
+    return 0
+
+
+@command
+def _add_detect(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("detect", help="faces found by libfacedetection in images")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--conf", type=float, default=0.5, help="score threshold in [0, 1]")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=_run_detect)
+
+
+def _run_detect(args: argparse.Namespace) -> int:
+    from mefr.preprocess.face import PreprocessError, detect_faces
+
+    results, rc = [], 0
+    for path in args.images:
+        try:
+            faces = [b.to_dict() for b in detect_faces(path, conf=args.conf)]
+            results.append({"image": path, "faces": faces})
+        except PreprocessError as e:
+            results.append({"image": path, "faces": [], "error": str(e)})
+            rc = 1
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return rc
+    for r in results:
+        if "error" in r:
+            print(f"{r['image']}: error: {r['error']}")
+        for b in r["faces"] or ([] if "error" in r else [None]):
+            box = "no face" if b is None else (
+                f"x={b['x']} y={b['y']} w={b['w']} h={b['h']} score={b['score']:.2f}")
+            print(f"{r['image']}: {box}")
+    return rc
+
+
+@command
+def _add_flow(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("flow", help="TV-L1 flow of the face between an onset and an apex image")
+    p.add_argument("onset")
+    p.add_argument("apex")
+    p.add_argument("--out", required=True, help="output .npy: float32 (C, size, size)")
+    _add_preprocess_options(p)
+    p.set_defaults(func=_run_flow)
+
+
+def _run_flow(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from mefr.preprocess.face import PreprocessError
+    from mefr.preprocess.pipeline import clip_features
+
+    try:
+        feats = clip_features(args.onset, args.apex, _settings_from_args(args))
+    except PreprocessError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    np.save(args.out, feats.x)
+    b = feats.box
+    print(f"{args.out}: {feats.x.dtype} {tuple(feats.x.shape)} ({','.join(feats.channels)}); "
+          f"face box x={b.x} y={b.y} w={b.w} h={b.h}")
+    return 0
+
+
+# --------------------------------------------------------------------------- evaluate
+@command
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="train and score a model under a protocol over seeds "
+                       "into a resumable run directory")
+    p.add_argument("--features", required=True, metavar="SCHEME:PATH",
+                   help="the inputs, e.g. flowset:PATH (a pre-computed composite flow set)")
+    p.add_argument("--protocol", default="cde",
+                   help="cde | loso | loso:<dataset> | cdmer:<1..12> (default: cde)")
+    p.add_argument("--model", default=None, help="network name (overrides preset and file)")
+    p.add_argument("--preset", default="cde", help="training preset (default: cde)")
+    p.add_argument("--config", default=None, metavar="FILE", help="YAML training settings")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one training setting (repeatable)")
+    p.add_argument("--seeds", default="0", help="e.g. 0-9 or 0,3,5 (default: 0)")
+    p.add_argument("--run-dir", required=True, help="run directory (resumed if it exists)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
+    p.add_argument("--chunk", type=int, default=None, help="jobs per engine call (default: all)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_run_evaluate)
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from mefr.evaluate.runner import RunDirError, load_features, run_protocol
+    from mefr.train.config import resolve_config
+
+    overrides = ([f"model={args.model}"] if args.model else []) + list(args.overrides)
+    try:
+        config = resolve_config(args.preset, args.config, overrides)
+        features = load_features(args.features)
+        run_protocol(features, args.protocol, config, args.seeds, args.run_dir,
+                     device=args.device, chunk=args.chunk, progress=not args.no_progress,
+                     data_source=args.features)
+    except (RunDirError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+# --------------------------------------------------------------------------- train / predict
+@command
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="fit one model on whole databases and write a model file "
+                       "(safetensors weights + JSON header)")
+    p.add_argument("--data", action="append", required=True, metavar="SCHEME:PATH",
+                   help="casme2:ROOT, samm:ROOT, smic_hs:ROOT... (repeatable, pooled), "
+                   "synthetic:DIR (written by `mefr synth DIR`) or flowset:PATH")
+    p.add_argument("--out", required=True, metavar="MODEL.safetensors", help="model file")
+    p.add_argument("--protocol", default="cde",
+                   help="label protocol: cde | cdmer | casme2_5class | four_class (default: cde)")
+    p.add_argument("--model", default=None, help="network name (overrides preset and file)")
+    p.add_argument("--preset", default="cde", help="training preset (default: cde)")
+    p.add_argument("--config", default=None, metavar="FILE", help="YAML training settings")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one training setting (repeatable)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cache", default=None, help="feature cache folder (default: none)")
+    p.add_argument("--workers", type=int, default=None, help="preprocessing processes")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
+    p.add_argument("--no-progress", action="store_true")
+    _add_preprocess_options(p)
+    p.set_defaults(func=_run_train)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from mefr.predict import load_training_data, train_model
+    from mefr.train.config import resolve_config
+
+    overrides = ([f"model={args.model}"] if args.model else []) + list(args.overrides)
+    try:
+        config = resolve_config(args.preset, args.config, overrides)
+        data = load_training_data(args.data, args.protocol, _settings_from_args(args),
+                                  args.cache, args.workers, progress=not args.no_progress)
+        predictor = train_model(data, config, seed=args.seed, device=args.device,
+                                progress=not args.no_progress)
+        path = predictor.save(args.out)
+    except (ValueError, OSError, RuntimeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    d, t = predictor.header["data"], predictor.header["train"]
+    counts = ", ".join(f"{c} {n}" for c, n in d["class_counts"].items())
+    sets = ", ".join(f"{k} {n}" for k, n in d["datasets"].items())
+    print(f"model file   {path}")
+    print(f"network      {predictor.network} ({', '.join(predictor.channels)} input), "
+          f"classes {', '.join(predictor.class_names)}")
+    print(f"data         {d['clips']} clips, {d['subjects']} subjects ({sets}); {counts}; "
+          f"{d['failures']} clip(s) failed preprocessing")
+    print(f"training     {t['optimizer']} lr {t['lr']}, epoch {t['evaluated_epoch']} of "
+          f"{t['epochs']}, final training loss {t['final_train_loss']:.4f}, seed {t['seed']}")
+    return 0
+
+
+@command
+def _add_predict(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="predict new clips (videos, frame folders, onset/apex "
+                       "pairs) with a model file; optionally explain")
+    p.add_argument("model", help="model file written by `mefr train`")
+    p.add_argument("inputs", nargs="*", metavar="INPUT",
+                   help="video files (.mp4, .avi...) or folders of numbered frames")
+    p.add_argument("--onset-apex", nargs=2, action="append", default=[],
+                   metavar=("ONSET", "APEX"),
+                   help="an onset and an apex image (repeatable; listed after the INPUTs)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--explain", metavar="DIR", default=None,
+                   help="write one explanation PNG per input (faces, flow, saliency) to DIR")
+    p.add_argument("--smoothgrad", type=int, default=16,
+                   help="noisy samples of the SmoothGrad saliency (1: plain gradient)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--allow-version-mismatch", action="store_true",
+                   help="use a model made with another OpenCV / mefr major version (warns)")
+    p.set_defaults(func=_run_predict)
+
+
+def _run_predict(args: argparse.Namespace) -> int:
+    from mefr.modelfile import ModelFileError
+    from mefr.predict import Predictor, format_table
+
+    inputs = list(args.inputs) + [tuple(pair) for pair in args.onset_apex]
+    if not inputs:
+        print("error: nothing to predict: give INPUT(s) or --onset-apex ONSET APEX",
+              file=sys.stderr)
+        return 2
+    try:
+        predictor = Predictor.from_file(args.model, strict=not args.allow_version_mismatch)
+    except ModelFileError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    preds = predictor.predict(inputs, batch_size=args.batch_size, explain_dir=args.explain,
+                              smoothgrad=args.smoothgrad)
+    if args.json:
+        print(json.dumps([p.to_dict() for p in preds], indent=2))
+    else:
+        print(format_table(preds, predictor.class_names))
+        for p in preds:
+            if p.explanation:
+                print(f"explanation  {p.explanation}")
+    return 0 if all(p.ok for p in preds) else 1
+
+
+# --------------------------------------------------------------------------- synth
+@command
+def _add_synth(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("synth", help="write synthetic CASME II / SAMM / SMIC databases in the "
+                       "real on-disk formats")
+    p.add_argument("out", help="output folder")
+    p.add_argument("--databases", nargs="+", default=["casme2", "samm", "smic_hs"],
+                   choices=["casme2", "samm", "smic_hs", "smic_vis", "smic_nir"])
+    p.add_argument("--subjects", type=int, default=4, help="subjects per database")
+    p.add_argument("--clips", type=int, default=6, help="clips per subject")
+    p.add_argument("--frames", type=int, nargs=2, default=[30, 60], metavar=("MIN", "MAX"),
+                   help="frames per clip")
+    p.add_argument("--size", type=int, nargs=2, default=[240, 320], metavar=("H", "W"),
+                   help="frame size")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_run_synth)
+
+
+def _run_synth(args: argparse.Namespace) -> int:
+    from mefr.data import read_database
+    from mefr.data.synthetic import write_synthetic_databases
+
+    try:
+        paths = write_synthetic_databases(
+            args.out, databases=args.databases, subjects=args.subjects,
+            clips_per_subject=args.clips, frames=tuple(args.frames), size=tuple(args.size),
+            seed=args.seed,
+        )
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for name, path in paths.items():
+        table = read_database(name, path)
+        counts = table["emotion"].value_counts().sort_index()
+        listing = ", ".join(f"{e} {n}" for e, n in counts.items())
+        print(f"{name:<9} {path}: {len(table)} clips, {table['subject'].nunique()} subjects "
+              f"({listing}); truth in {path / 'synthetic_truth.csv'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mefr",

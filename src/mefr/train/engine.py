@@ -265,6 +265,7 @@ def train_group(
                     "final_train_loss": float(fit_losses[gi]),
                     "train_rows": int(len(fits[i])),
                     "inner_val_rows": int(len(vals[i])),
+                    "device": _device_name(dev),
                 }
                 if return_models:
                     single = model.extract(gi).eval()
@@ -329,6 +330,14 @@ def _train_in_processes(x: np.ndarray, y: np.ndarray, jobs: list[Job], config: T
     finally:
         bar.close()
     return result
+
+
+def _device_name(dev: torch.device) -> str:
+    if dev.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(dev)})"
+    import platform
+
+    return f"cpu ({platform.machine()}, {os.cpu_count()} cores)"
 
 
 class _NoBar:

@@ -1,0 +1,263 @@
+"""Evaluation protocols as scikit-learn style splitters over a sample table.
+
+A splitter has ``split(X, y=None, groups=None)`` yielding ``(train_idx, test_idx)``
+(positional int64 indices) and ``get_n_splits(...)``, like scikit-learn's. ``X`` may be
+any array-like of N rows; when it is a sample table (see :mod:`mefr.data.table`) the
+groups are taken from it, so ``LOSO().split(table)`` just works.
+
+Protocols of the paper (Section 4.2):
+
+* **LOSO** (leave one subject out): one fold per subject, the group being
+  ``group_key(table) = "{dataset}/{subject}"``. It is scikit-learn's
+  ``LeaveOneGroupOut`` with those groups. Used for CDE (the MEGC 2019 composite of
+  SMIC-HS, CASME II and SAMM, Table 9) and for the single-database experiments
+  (SMIC-HS 3 classes, CASME II 5 and 4 classes, SAMM 4 classes; Tables 12-13).
+* **CrossDatabase** (CDMER, Table 10): train on all of a source database, test on all
+  of a target database; :data:`CDMER_EXPERIMENTS` lists the paper's 12 experiments.
+
+:func:`protocol_folds` turns a protocol name into named :class:`Fold` objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import LeaveOneGroupOut
+
+from mefr.data.table import DATASETS, group_key
+
+#: The databases of the MEGC 2019 composite (CDE protocol, Table 9).
+CDE_DATASETS: tuple[str, ...] = ("smic_hs", "casme2", "samm")
+
+
+class ProtocolError(ValueError):
+    """A protocol name or the table it is applied to is unusable."""
+
+
+Split = tuple[np.ndarray, np.ndarray]
+
+
+def _n_rows(X: Any) -> int:
+    if X is None:
+        raise ProtocolError("X is required (an array-like or a sample table)")
+    return len(X)
+
+
+def _table_column(X: Any, column: str, what: str) -> np.ndarray:
+    if isinstance(X, pd.DataFrame) and column in X.columns:
+        return X[column].astype(str).to_numpy(dtype=object)
+    raise ProtocolError(
+        f"{what}: pass groups=..., or X as a sample table with a {column!r} column"
+    )
+
+
+class LOSO:
+    """Leave one subject out: one fold per group, every sample tested exactly once.
+
+    ``groups`` are the LOSO groups of the rows; when omitted and ``X`` is a sample
+    table, they are ``group_key(X)`` (``"{dataset}/{subject}"``). Folds come in the
+    sorted order of the groups, exactly as ``sklearn.model_selection.LeaveOneGroupOut``.
+    """
+
+    def _groups(self, X: Any, groups: Any) -> np.ndarray:
+        if groups is None:
+            if isinstance(X, pd.DataFrame) and {"dataset", "subject"} <= set(X.columns):
+                return group_key(X).to_numpy(dtype=object)
+            raise ProtocolError(
+                "LOSO needs groups=... or X as a sample table with 'dataset' and 'subject'"
+            )
+        g = np.asarray(groups, dtype=object)
+        n = _n_rows(X) if X is not None else g.size
+        if g.ndim != 1 or g.size != n:
+            raise ProtocolError(f"groups has shape {g.shape}, expected ({n},)")
+        return g
+
+    def group_names(self, X: Any = None, y: Any = None, groups: Any = None) -> list[str]:
+        """The group held out by each fold, in the order :meth:`split` yields them."""
+        return [str(g) for g in np.unique(self._groups(X, groups).astype(str))]
+
+    def get_n_splits(self, X: Any = None, y: Any = None, groups: Any = None) -> int:
+        """The number of folds (= distinct groups)."""
+        return len(self.group_names(X, y, groups))
+
+    def split(self, X: Any, y: Any = None, groups: Any = None) -> Iterator[Split]:
+        """Yield ``(train_idx, test_idx)`` per group; needs at least two groups."""
+        g = self._groups(X, groups).astype(str)
+        if np.unique(g).size < 2:
+            raise ProtocolError(
+                f"LOSO needs at least two subjects, got {np.unique(g).tolist()}"
+            )
+        for train, test in LeaveOneGroupOut().split(np.zeros((g.size, 1)), groups=g):
+            yield train.astype(np.int64), test.astype(np.int64)
+
+
+class CrossDatabase:
+    """Train on every sample of ``source``, test on every sample of ``target`` (CDMER).
+
+    ``groups`` are the database names of the rows; when omitted and ``X`` is a sample
+    table, its ``dataset`` column. One split.
+    """
+
+    def __init__(self, source: str, target: str) -> None:
+        for name in (source, target):
+            if name not in DATASETS:
+                raise ProtocolError(f"unknown database {name!r}; known: {DATASETS}")
+        if source == target:
+            raise ProtocolError(f"source and target are both {source!r}")
+        self.source = source
+        self.target = target
+
+    def __repr__(self) -> str:
+        return f"CrossDatabase(source={self.source!r}, target={self.target!r})"
+
+    def get_n_splits(self, X: Any = None, y: Any = None, groups: Any = None) -> int:
+        """Always 1."""
+        return 1
+
+    def split(self, X: Any, y: Any = None, groups: Any = None) -> Iterator[Split]:
+        """Yield the single ``(source rows, target rows)`` split."""
+        if groups is None:
+            ds = _table_column(X, "dataset", "CrossDatabase needs the database of each row")
+        else:
+            ds = np.asarray(groups, dtype=object).astype(str)
+            if ds.ndim != 1 or (X is not None and ds.size != _n_rows(X)):
+                raise ProtocolError(f"groups has shape {ds.shape}, expected ({_n_rows(X)},)")
+        train = np.flatnonzero(ds == self.source).astype(np.int64)
+        test = np.flatnonzero(ds == self.target).astype(np.int64)
+        present = sorted(set(ds.tolist()))
+        for role, name, idx in (("source", self.source, train), ("target", self.target, test)):
+            if idx.size == 0:
+                raise ProtocolError(f"{role} database {name!r} has no rows; rows have {present}")
+        yield train, test
+
+
+@dataclass(frozen=True)
+class CdmerExperiment:
+    """One cross-database experiment of Table 10 (``Exp.<number>: <name>``)."""
+
+    number: int
+    name: str  # e.g. "H->V"
+    source: str
+    target: str
+    type: str  # "Type-I" (SMIC cameras) or "Type-II" (CASME II <-> SMIC)
+
+    @property
+    def fold_name(self) -> str:
+        """A file-system safe name, e.g. ``exp01_smic_hs_to_smic_vis``."""
+        return f"exp{self.number:02d}_{self.source}_to_{self.target}"
+
+    def splitter(self) -> CrossDatabase:
+        return CrossDatabase(self.source, self.target)
+
+
+_CDMER_LETTERS = {"H": "smic_hs", "V": "smic_vis", "N": "smic_nir", "C": "casme2"}
+_CDMER_TABLE = (  # Table 10, in the paper's order
+    ("H", "V"), ("V", "H"), ("H", "N"), ("N", "H"), ("V", "N"), ("N", "V"),
+    ("C", "H"), ("H", "C"), ("C", "V"), ("V", "C"), ("C", "N"), ("N", "C"),
+)
+
+#: The 12 CDMER experiments of the paper's Table 10 (Exp.1-6 Type-I, Exp.7-12 Type-II).
+CDMER_EXPERIMENTS: tuple[CdmerExperiment, ...] = tuple(
+    CdmerExperiment(
+        number=i,
+        name=f"{s}->{t}",
+        source=_CDMER_LETTERS[s],
+        target=_CDMER_LETTERS[t],
+        type="Type-I" if i <= 6 else "Type-II",
+    )
+    for i, (s, t) in enumerate(_CDMER_TABLE, start=1)
+)
+
+
+def cdmer_experiment(key: int | str) -> CdmerExperiment:
+    """Look up an experiment of Table 10 by number (``3`` / ``"3"``) or name (``"H->N"``)."""
+    text = str(key).strip()
+    for e in CDMER_EXPERIMENTS:
+        if text == str(e.number) or text.upper() == e.name:
+            return e
+    raise ProtocolError(
+        f"unknown CDMER experiment {key!r}; use 1..12 or one of "
+        f"{[e.name for e in CDMER_EXPERIMENTS]}"
+    )
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One train/test split of a protocol; indices are positions in the sample table.
+
+    ``name`` is file-system safe apart from ``/`` (LOSO folds are named by their group,
+    e.g. ``casme2/sub01``).
+    """
+
+    name: str
+    train_idx: np.ndarray
+    test_idx: np.ndarray
+
+
+#: The protocol names :func:`protocol_folds` accepts, with a one-line description.
+PROTOCOLS: dict[str, str] = {
+    "cde": "LOSO over the MEGC 2019 composite (SMIC-HS + CASME II + SAMM)",
+    "loso": "LOSO over every row of the table (single-database experiments)",
+    "loso:<dataset>": "LOSO over the rows of one database only",
+    "cdmer:<n>": "train on the source, test on the target of Exp.n of Table 10 (1..12)",
+}
+
+
+def _check_table(table: pd.DataFrame) -> None:
+    need = {"dataset", "subject"}
+    if not isinstance(table, pd.DataFrame) or not need <= set(table.columns):
+        raise ProtocolError(f"protocols need a sample table with columns {sorted(need)}")
+    if len(table) == 0:
+        raise ProtocolError("the sample table is empty")
+
+
+def _loso_folds(table: pd.DataFrame, rows: np.ndarray) -> list[Fold]:
+    sub = table.iloc[rows]
+    splitter = LOSO()
+    names = splitter.group_names(sub)
+    return [
+        Fold(name, rows[train], rows[test])
+        for name, (train, test) in zip(names, splitter.split(sub), strict=True)
+    ]
+
+
+def protocol_folds(table: pd.DataFrame, protocol: str) -> list[Fold]:
+    """The named folds of ``protocol`` on ``table`` (see :data:`PROTOCOLS`).
+
+    * ``cde``: LOSO over the whole table, which may only hold the composite's databases
+      (:data:`CDE_DATASETS`); per-database figures are computed later from the pooled
+      predictions.
+    * ``loso``: LOSO over the whole table.
+    * ``loso:<dataset>``: LOSO over the rows of one database (e.g. ``loso:smic_hs`` on
+      the composite gives the SMIC-HS 3-class experiment).
+    * ``cdmer:<n>``: Exp.n of Table 10, one fold named like ``exp01_smic_hs_to_smic_vis``.
+    """
+    _check_table(table)
+    datasets = table["dataset"].astype(str).to_numpy(dtype=object)
+    present = sorted(set(datasets.tolist()))
+    kind, _, arg = protocol.partition(":")
+    if kind == "cde" and not arg:
+        extra = sorted(set(present) - set(CDE_DATASETS))
+        if extra:
+            raise ProtocolError(
+                f"protocol 'cde' is the composite of {CDE_DATASETS}; the table also has {extra}"
+            )
+        return _loso_folds(table, np.arange(len(table), dtype=np.int64))
+    if kind == "loso":
+        if not arg:
+            return _loso_folds(table, np.arange(len(table), dtype=np.int64))
+        rows = np.flatnonzero(datasets == arg).astype(np.int64)
+        if rows.size == 0:
+            raise ProtocolError(
+                f"protocol {protocol!r}: no rows of {arg!r}; the table has {present}"
+            )
+        return _loso_folds(table, rows)
+    if kind == "cdmer" and arg:
+        exp = cdmer_experiment(arg)
+        train, test = next(exp.splitter().split(table))
+        return [Fold(exp.fold_name, train, test)]
+    raise ProtocolError(f"unknown protocol {protocol!r}; known: {list(PROTOCOLS)}")
