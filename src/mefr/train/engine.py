@@ -204,8 +204,8 @@ def train_group(
     keys = [j.key for j in jobs]
     if len(set(keys)) != len(keys):
         raise ValueError("job keys must be unique")
-    x = np.asarray(x, dtype=np.float32)
-    y = np.asarray(y, dtype=np.int64)
+    x = np.array(x, dtype=np.float32)  # own, writable copies: torch shares their memory
+    y = np.array(y, dtype=np.int64)
     if x.ndim != 4 or len(x) != len(y):
         raise ValueError(f"x must be (N, C, H, W) with N = len(y); got {x.shape} and {y.shape}")
     if y.min() < 0 or y.max() >= num_classes:
