@@ -403,6 +403,80 @@ def _run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- reproduce
+# Written out so that building the parser imports nothing heavy (a test keeps it equal
+# to mefr.report.reproduce.TARGETS).
+_REPRODUCE_TARGETS = ("table1", "table2", "table3", "table4", "table5", "table6", "table7",
+                      "table8", "fig3", "fig4")
+
+
+@command
+def _add_reproduce(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("reproduce", help="reproduce a table or figure of the paper: run what "
+                       "it needs (finished runs are reused) and write it beside the paper's "
+                       "numbers")
+    p.add_argument("name", choices=(*_REPRODUCE_TARGETS, "all"))
+    p.add_argument("--data", choices=("real", "synthetic"), default="real",
+                   help="real: the composite flow set where it serves, synthetic databases "
+                   "elsewhere (marked); synthetic: synthetic databases everywhere")
+    p.add_argument("--seeds", default=None,
+                   help="e.g. 0-9 (default: the seeds a run already has, else 0)")
+    p.add_argument("--epochs", type=int, default=None, help="override the preset's epochs")
+    p.add_argument("--preset", default=None,
+                   help="training preset for every run (default: cde for CDE, paper_single "
+                   "for CDMER and single databases)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
+    p.add_argument("--results", default="results", help="root of the run directories")
+    p.add_argument("--out", default=None,
+                   help="where NAME.md/.csv/.tex/.png go (default: RESULTS/report, or "
+                   "RESULTS/synthetic/report with --data synthetic)")
+    p.add_argument("--flowset", default=None,
+                   help="the MEGC 2019 composite flow set (default: $MEFR_FLOWSET or "
+                   "../shared/data/megc2019-cde-flow)")
+    p.add_argument("--work", default="runs/reproduce",
+                   help="synthetic databases and feature cache (default: runs/reproduce)")
+    p.add_argument("--synthetic-dir", default=None,
+                   help="use the synthetic databases written there by `mefr synth`")
+    p.add_argument("--synthetic-subjects", type=int, default=8, help="subjects per database")
+    p.add_argument("--synthetic-clips", type=int, default=9, help="clips per subject")
+    p.add_argument("--workers", type=int, default=None, help="preprocessing processes")
+    p.add_argument("--chunk", type=int, default=None, help="jobs per engine call")
+    p.add_argument("--no-train", action="store_true",
+                   help="train nothing: render from finished runs ('not yet run' elsewhere)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_run_reproduce)
+
+
+def _run_reproduce(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from mefr.evaluate.runner import RunDirError
+    from mefr.report.reproduce import (
+        ReproduceError,
+        ReproduceOptions,
+        SyntheticSpec,
+        reproduce,
+    )
+
+    try:
+        spec = SyntheticSpec(subjects=args.synthetic_subjects, clips=args.synthetic_clips,
+                             root=Path(args.synthetic_dir) if args.synthetic_dir else None)
+        options = ReproduceOptions(
+            data=args.data, seeds=args.seeds, epochs=args.epochs, preset=args.preset,
+            device=args.device, results=Path(args.results),
+            out=Path(args.out) if args.out else None,
+            flowset=Path(args.flowset) if args.flowset else None, work=Path(args.work),
+            synthetic=spec, workers=args.workers, chunk=args.chunk, train=not args.no_train,
+            progress=not args.no_progress)
+        written = reproduce(args.name, options)
+    except (ReproduceError, RunDirError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for name, paths in written.items():
+        print(f"{name}: " + ", ".join(str(p) for p in paths.values()))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mefr",
