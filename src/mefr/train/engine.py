@@ -15,7 +15,11 @@ The mathematics is that of training each model alone:
 * losses are per model and summed, the optimisers (Adam, SGD) act element-wise.
 
 So a job gives the same predictions, to floating-point tolerance, whatever group it
-is trained in; ``tests/test_engine.py`` checks this.
+is trained in; ``tests/test_engine.py`` checks this. On CUDA the engine by default uses
+TF32 matrix products and autotuned cuDNN kernels, whose rounding depends on the shapes
+of a group; a hundred epochs amplify those differences, so a job trained in another
+group (e.g. after a resume) can end with different predictions for a few clips (seen:
+8 of 2,210). ``deterministic=True`` turns TF32 and autotuning off.
 
 The evaluated model is the one after ``config.epochs`` epochs, or - with
 ``select_epoch_by="inner_val"`` - the epoch with the best UF1 on subjects held out
@@ -181,6 +185,7 @@ def train_group(
     return_models: bool = False,
     max_models: int | None = None,
     workers: int | None = None,
+    deterministic: bool = False,
 ) -> GroupResult:
     """Train one model per job and predict each job's test rows.
 
@@ -198,6 +203,8 @@ def train_group(
     workers : CPU only: jobs trained in parallel processes, each with
         ``cores // workers`` threads (default: one per core when there are several
         jobs). Two single-threaded processes beat one two-threaded one on small ops.
+    deterministic : CUDA only: full-precision matrix products, deterministic cuDNN
+        kernels (slower; results independent of how jobs are grouped).
     """
     if len(jobs) == 0:
         return GroupResult(models={} if return_models else None)
@@ -220,9 +227,10 @@ def train_group(
             return _train_in_processes(x, y, jobs, config, num_classes, groups, on_result,
                                        progress, return_models, n_workers)
     if dev.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = not deterministic
+        torch.backends.cudnn.allow_tf32 = not deterministic
+        torch.backends.cudnn.benchmark = not deterministic
+        torch.backends.cudnn.deterministic = deterministic
 
     fits, vals = [], []
     for j in jobs:
