@@ -491,12 +491,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command is None:
-        if "demo" in parser._subparsers._group_actions[0].choices:  # type: ignore[union-attr]
-            args = parser.parse_args(["demo"])
-        else:
-            parser.print_help()
-            return 0
+    if args.command is None:  # plain `mefr` runs the demo on the embedded default
+        args = parser.parse_args(["demo"])
     return int(args.func(args) or 0)
 
 
