@@ -1,0 +1,1038 @@
+"""Every table and figure of the paper, one command each (``mefr reproduce NAME``).
+
+A target (``table1`` ... ``table8``, ``fig3``, ``fig4``) is a list of cells; each cell
+names an *experiment* (a protocol on a data set, :data:`EXPERIMENTS`), a network and a
+metric. :class:`Reproducer` runs every (experiment, network) the target needs through
+:func:`mefr.evaluate.runner.run_protocol` into a run directory - reusing finished runs,
+resuming partial ones - and renders the target beside the paper's numbers
+(:mod:`mefr.report.tables`, :mod:`mefr.report.figures`, :mod:`mefr.report.paper`).
+
+Data
+----
+``--data real`` uses the pre-computed MEGC 2019 composite flow set (SMIC-HS 164, CASME II
+145, SAMM 133 clips, 3 classes, onset->apex u/v/strain) wherever it can serve: the CDE
+protocol (Tables 1, 2, 6, 8, Fig. 3, Fig. 4) and SMIC-HS alone (``loso:smic_hs``,
+Tables 5, 7, 8). Everything else runs on synthetic databases
+(:mod:`mefr.data.synthetic`, preprocessed by :mod:`mefr.preprocess`) and is marked so:
+CDMER (Tables 3, 4; needs SMIC-VIS/NIR and CASME II with its own labels), CASME II and
+SAMM alone (4 and 5 classes), and Dual-Inception (needs onset->middle-frame flow).
+``--data synthetic`` runs everything on synthetic databases.
+
+Run directories (see ``results/README.md``)
+-------------------------------------------
+``<results>/<experiment>/<model>[-<preset>][-e<epochs>]`` on real data and
+``<results>/synthetic[/<spec>]/<experiment>/<model>...`` on synthetic data, where
+``<experiment>`` is ``cde``, ``loso/smic_hs``, ``loso/casme2_5class``,
+``loso/casme2_4class``, ``loso/samm_4class`` or ``cdmer/exp01`` ... ``cdmer/exp12``; the
+preset suffix appears only when it differs from the experiment's default preset, the
+epochs suffix only when ``--epochs`` changes the preset's epochs, ``<spec>`` only for a
+non-default synthetic size. Fig. 4 keeps its split, features and t-SNE in
+``<results>/[synthetic/]fig4[...]``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from mefr.data.labels import protocol_classes
+from mefr.evaluate.metrics import COMPOSITE
+from mefr.evaluate.protocols import CDMER_EXPERIMENTS
+from mefr.evaluate.runner import FeatureSetLike, parse_seeds, run_protocol
+from mefr.models.registry import model_entry, model_specs
+from mefr.report import paper as P
+from mefr.report.figures import (
+    confusion_figure,
+    row_percent,
+    save_figure,
+    tsne_embedding,
+    tsne_figure,
+)
+from mefr.report.tables import (
+    NOT_REPRODUCED,
+    NOT_RUN,
+    Cell,
+    Column,
+    ReportTable,
+    Row,
+    average_cell,
+    cell_from_metrics,
+    describe_environment,
+    write_table,
+)
+from mefr.train.config import PRESETS, TrainConfig, resolve_config
+
+#: What ``mefr reproduce NAME`` accepts (besides ``all``).
+TARGETS: tuple[str, ...] = (
+    "table1", "table2", "table3", "table4", "table5", "table6", "table7", "table8",
+    "fig3", "fig4",
+)
+#: Where the composite flow set is looked for when ``--flowset`` is not given
+#: (``$MEFR_FLOWSET`` first), relative to the working directory.
+DEFAULT_FLOWSET = Path("../shared/data/megc2019-cde-flow")
+SYNTHETIC_DIRS = {"casme2": "casme2", "samm": "samm", "smic_hs": "smic", "smic_vis": "smic",
+                  "smic_nir": "smic"}
+DISPLAY = {COMPOSITE: "Composite", "smic_hs": "SMIC-HS", "casme2": "CASME II", "samm": "SAMM",
+           "smic_vis": "SMIC-VIS", "smic_nir": "SMIC-NIR"}
+MODEL_NAMES = {"fr": "FR", "fr_fc": "FR-fc", "fr_concat": "FR-concatenated",
+               "basic_inception": "Basic Inception", "dual_inception": "Dual-Inception",
+               "off_apexnet": "OFF-ApexNet", "ststnet": "STSTNet"}
+
+
+class ReproduceError(RuntimeError):
+    """A target cannot be reproduced as asked (missing data, conflicting run)."""
+
+
+# =========================================================================== experiments
+@dataclass(frozen=True)
+class Experiment:
+    """A protocol on a data set: what one run directory evaluates.
+
+    ``protocol`` is the runner's (:data:`mefr.evaluate.protocols.PROTOCOLS`), ``labels``
+    the label protocol (:mod:`mefr.data.labels`), ``databases`` the synthetic databases
+    it needs, ``real`` whether the composite flow set can serve it, ``preset`` its
+    default training preset (Section 6: CDE with mefr's ``cde``; CDMER and single
+    databases with the paper's ``paper_single``).
+    """
+
+    key: str
+    protocol: str
+    labels: str
+    databases: tuple[str, ...]
+    real: bool
+    preset: str
+    description: str
+
+
+_CDMER_DBS = ("smic_hs", "smic_vis", "smic_nir", "casme2")
+
+
+def _experiments() -> dict[str, Experiment]:
+    exps = [
+        Experiment("cde", "cde", "cde", ("casme2", "samm", "smic_hs"), True, "cde",
+                   "CDE: LOSO over the composite of SMIC-HS, CASME II and SAMM (3 classes)"),
+        Experiment("loso/smic_hs", "loso:smic_hs", "cde", ("smic_hs",), True, "paper_single",
+                   "LOSO on SMIC-HS alone (3 classes)"),
+        Experiment("loso/casme2_5class", "loso:casme2", "casme2_5class", ("casme2",), False,
+                   "paper_single", "LOSO on CASME II alone, 5 classes"),
+        Experiment("loso/casme2_4class", "loso:casme2", "four_class", ("casme2", "samm"),
+                   False, "paper_single", "LOSO on CASME II alone, 4 classes"),
+        Experiment("loso/samm_4class", "loso:samm", "four_class", ("casme2", "samm"), False,
+                   "paper_single", "LOSO on SAMM alone, 4 classes"),
+    ]
+    for e in CDMER_EXPERIMENTS:
+        exps.append(Experiment(
+            f"cdmer/exp{e.number:02d}", f"cdmer:{e.number}", "cdmer", _CDMER_DBS, False,
+            "paper_single", f"CDMER Exp.{e.number}: {DISPLAY[e.source]} -> {DISPLAY[e.target]}"))
+    return {e.key: e for e in exps}
+
+
+#: Every experiment a target may need, by key (also its run-directory path).
+EXPERIMENTS: dict[str, Experiment] = _experiments()
+
+
+# =========================================================================== targets
+@dataclass(frozen=True)
+class ColumnSpec:
+    """A column: its key (as in :mod:`mefr.report.paper`), header and what it reads.
+
+    ``metric`` is ``acc``/``uf1``/``uar`` (from metrics.json), ``params_m`` (exact
+    parameter count in millions), ``et_s`` (training seconds per fold) or ``average``
+    (per-seed mean of the columns ``average_of``). ``experiment`` / ``database``
+    override the row's.
+    """
+
+    key: str
+    header: str
+    metric: str
+    experiment: str | None = None
+    database: str | None = None
+    average_of: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RowSpec:
+    """A row: a network (``None``: a paper-only row) and its row in the paper's table.
+
+    ``synthetic=True`` forces synthetic data (a control row); ``dedupe`` drops the row
+    when it reads exactly the runs of an earlier row.
+    """
+
+    label: str
+    model: str | None
+    paper: str | None
+    experiment: str | None = None
+    database: str | None = None
+    note: str = ""
+    synthetic: bool = False
+    dedupe: bool = False
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A reproducible table: its paper table, columns, rows and caption notes."""
+
+    name: str
+    title: str
+    columns: tuple[ColumnSpec, ...]
+    rows: tuple[RowSpec, ...]
+    notes: tuple[str, ...] = ()
+
+
+def _db_cols(dbs: Sequence[str], metrics: Sequence[str]) -> tuple[ColumnSpec, ...]:
+    names = {"uf1": "UF1", "uar": "UAR", "acc": "Acc"}
+    return tuple(ColumnSpec(f"{d}.{m}", f"{DISPLAY[d]} {names[m]}", m, database=d)
+                 for d in dbs for m in metrics)
+
+
+def _cdmer_cols(numbers: Sequence[int]) -> tuple[ColumnSpec, ...]:
+    cols = []
+    for n in numbers:
+        e = CDMER_EXPERIMENTS[n - 1]
+        for m, h in (("uf1", "UF1"), ("acc", "Acc")):
+            cols.append(ColumnSpec(f"exp{n:02d}.{m}", f"Exp.{n} {e.name} {h}", m,
+                                   experiment=f"cdmer/exp{n:02d}", database=COMPOSITE))
+    for m, h in (("uf1", "UF1"), ("acc", "Acc")):
+        cols.append(ColumnSpec(f"average.{m}", f"Average {h}", "average",
+                               average_of=tuple(f"exp{n:02d}.{m}" for n in numbers)))
+    return tuple(cols)
+
+
+def _paper_rows(names: Sequence[str]) -> tuple[RowSpec, ...]:
+    return tuple(RowSpec(n, None, n) for n in names)
+
+
+_SINGLE = (("smic_hs", "loso/smic_hs", "SMIC-HS"),
+           ("casme2_5class", "loso/casme2_5class", "CASME II (5 classes)"),
+           ("casme2_4class", "loso/casme2_4class", "CASME II (4 classes)"),
+           ("samm_4class", "loso/samm_4class", "SAMM (4 classes)"))
+_DUAL_NOTE = ("Dual-Inception needs onset->middle-frame flow, which the composite flow set "
+              "(onset->apex) lacks: with --data real it runs on synthetic databases, beside "
+              "a Basic Inception on the same synthetic data (the row marked 'same data as "
+              "Dual-Inception').")
+_CDMER_NOTE = ("mefr's CDMER trains on all of the source database and tests on all of the "
+               "target (Table 10); the paper's Table 11 mentions five-fold cross validation. "
+               "SMIC-VIS/NIR and CASME II with CDMER labels are not in the composite flow "
+               "set: these columns run on synthetic databases until the raw databases are "
+               "prepared.")
+
+TABLE_SPECS: dict[str, TableSpec] = {
+    "table1": TableSpec(
+        "table1", "ablations on the CDE composite",
+        _db_cols([COMPOSITE], ["uf1", "uar"]),
+        (
+            RowSpec("Dual-Inception", "dual_inception", "Dual-Inception", "cde", note="a"),
+            RowSpec("Basic Inception", "basic_inception", "Basic Inception", "cde", note="a"),
+            RowSpec("Basic Inception", "basic_inception", "Basic Inception", "cde",
+                    note="a, same data as Dual-Inception", synthetic=True, dedupe=True),
+            RowSpec("FR-fc", "fr_fc", "FR-fc", "cde", note="b"),
+            RowSpec("FR-concatenated", "fr_concat", "FR-concatenated", "cde", note="c"),
+            RowSpec("FR", "fr", "FR", "cde", note="b, c"),
+        ),
+        ("(a) backbone: Dual-Inception vs Basic Inception; (b) strategy: FR-fc vs FR; "
+         "(c) fusion: FR-concatenated vs FR.", _DUAL_NOTE),
+    ),
+    "table2": TableSpec(
+        "table2", "CDE protocol, composite and per-database UF1 / UAR",
+        _db_cols([COMPOSITE, "smic_hs", "casme2", "samm"], ["uf1", "uar"]),
+        (
+            *_paper_rows(["LBP-TOP", "Bi-WOOF", "AlexNet", "GoogLeNet", "VGG16",
+                          "CapsuleNet"]),
+            RowSpec("OFF-ApexNet", "off_apexnet", "OFF-ApexNet", "cde"),
+            RowSpec("Dual-Inception", "dual_inception", "Dual-Inception", "cde"),
+            RowSpec("STSTNet", "ststnet", "STSTNet", "cde"),
+            RowSpec("EMR", None, "EMR"),
+            RowSpec("FR", "fr", "FR", "cde"),
+        ),
+        ("Per-database scores are the pooled CDE predictions restricted to that database.",
+         "Rows without a network in mefr are the paper's numbers only.", _DUAL_NOTE),
+    ),
+    "table3": TableSpec("table3", "CDMER Type-I tasks, UF1 / Acc", _cdmer_cols(range(1, 7)),
+                        (RowSpec("FR", "fr", "FR"),), (_CDMER_NOTE,)),
+    "table4": TableSpec("table4", "CDMER Type-II tasks, UF1 / Acc",
+                        _cdmer_cols(range(7, 13)), (RowSpec("FR", "fr", "FR"),),
+                        (_CDMER_NOTE,)),
+    "table5": TableSpec(
+        "table5", "single-database LOSO, Acc",
+        tuple(ColumnSpec(f"{k}.acc", h, "acc", experiment=e, database=COMPOSITE)
+              for k, e, h in _SINGLE)
+        + (ColumnSpec("average.acc", "Average", "average",
+                      average_of=tuple(f"{k}.acc" for k, _, _ in _SINGLE)),),
+        (*_paper_rows(["Image-based CNN", "3D-FCNN", "CNN + LSTM", "STRCN-A", "STRCN-G"]),
+         RowSpec("FR", "fr", "FR")),
+        ("SMIC-HS runs on the composite flow set restricted to SMIC-HS (loso:smic_hs); "
+         "CASME II and SAMM with 4 / 5 classes are not in the flow set: with --data real "
+         "they run on synthetic databases until the raw databases are prepared.",
+         "Rows other than FR are the paper's numbers only (Image-based CNN's are cited by "
+         "the paper from its reference [31])."),
+    ),
+    "table6": TableSpec(
+        "table6", "Basic Inception vs FR on the CDE composite",
+        _db_cols([COMPOSITE], ["uf1", "uar"]),
+        (RowSpec("Basic Inception", "basic_inception", "Basic Inception", "cde"),
+         RowSpec("FR", "fr", "FR", "cde")),
+    ),
+    "table7": TableSpec(
+        "table7", "accuracy, parameters and execution time, single databases",
+        tuple(
+            ColumnSpec(f"{k}.{m}", f"{h} {mh}", m, experiment=e, database=COMPOSITE)
+            for k, e, h in (s for s in _SINGLE if s[0] != "casme2_5class")
+            for m, mh in (("acc", "Acc"), ("params_m", "Params (M)"), ("et_s", "ET (s)"))
+        ),
+        (RowSpec("Basic Inception", "basic_inception", "Basic Inception"),
+         RowSpec("FR", "fr", "FR")),
+        ("Params (M): exact learnable parameters (weights and biases) of mefr's networks, "
+         "from mefr.models.registry.model_specs (FR with one-unit detectors), K = 3 for "
+         "SMIC-HS and 4 for CASME II / SAMM.",
+         "ET (s): mean training seconds per LOSO fold, the engine's group_seconds / "
+         "group_size from folds/seed<k>/<fold>.json (testing takes milliseconds and is not "
+         "included), on the hardware listed; the paper's ET is its average training + "
+         "testing time."),
+    ),
+    "table8": TableSpec(
+        "table8", "FR on SMIC-HS under the three protocols, Acc",
+        (ColumnSpec("acc", "SMIC-HS Acc", "acc"),),
+        (RowSpec("CDE", "fr", "CDE", "cde", "smic_hs", note="LOSO"),
+         RowSpec("CDMER Exp.2: V->H", "fr", "CDMER Exp.2: V->H", "cdmer/exp02", COMPOSITE,
+                 note="source -> target"),
+         RowSpec("CDMER Exp.4: N->H", "fr", "CDMER Exp.4: N->H", "cdmer/exp04", COMPOSITE,
+                 note="source -> target"),
+         RowSpec("CDMER Exp.7: C->H", "fr", "CDMER Exp.7: C->H", "cdmer/exp07", COMPOSITE,
+                 note="source -> target"),
+         RowSpec("Single database", "fr", "Single database", "loso/smic_hs", COMPOSITE,
+                 note="LOSO")),
+        ("The CDE row is the SMIC-HS part of the pooled CDE predictions.", _CDMER_NOTE),
+    ),
+}
+
+
+# =========================================================================== options
+@dataclass(frozen=True)
+class SyntheticSpec:
+    """Size of the synthetic databases written for targets without real data.
+
+    The default (8 subjects x 9 clips per database, 12-24 frames of 180x240) takes
+    about 0.5 GB (SMIC's frames are BMP) and a few minutes to write and preprocess.
+    ``root``: use databases already written there (``mefr synth DIR``) instead.
+    """
+
+    subjects: int = 8
+    clips: int = 9
+    frames: tuple[int, int] = (12, 24)
+    size: tuple[int, int] = (180, 240)
+    seed: int = 0
+    root: Path | None = None
+
+    def tag(self) -> str:
+        """The run-directory level of this spec (``""`` for the default one)."""
+        if self.root is not None:
+            digest = hashlib.sha1(str(Path(self.root).resolve()).encode()).hexdigest()[:8]
+            return f"dir-{digest}"
+        if self == SyntheticSpec():
+            return ""
+        return (f"s{self.subjects}c{self.clips}f{self.frames[0]}-{self.frames[1]}"
+                f"z{self.size[0]}x{self.size[1]}r{self.seed}")
+
+    def describe(self) -> str:
+        if self.root is not None:
+            return f"synthetic databases under {self.root}"
+        return (f"synthetic databases (mefr.data.synthetic: {self.subjects} subjects x "
+                f"{self.clips} clips per database, {self.frames[0]}-{self.frames[1]} frames "
+                f"of {self.size[0]}x{self.size[1]}, seed {self.seed})")
+
+
+@dataclass(frozen=True)
+class ReproduceOptions:
+    """Everything ``mefr reproduce`` takes (see the CLI for each option).
+
+    ``seeds`` ``None`` means: the seeds a run directory already has, else seed 0.
+    ``train`` ``False`` renders from finished runs only (missing cells: "not yet run").
+    ``train_fn`` replaces the training engine of the runs (tests).
+    """
+
+    data: str = "real"
+    seeds: str | None = None
+    epochs: int | None = None
+    preset: str | None = None
+    device: str = "auto"
+    results: Path = Path("results")
+    out: Path | None = None
+    flowset: Path | None = None
+    work: Path = Path("runs/reproduce")
+    synthetic: SyntheticSpec = field(default_factory=SyntheticSpec)
+    workers: int | None = None
+    chunk: int | None = None
+    train: bool = True
+    progress: bool = True
+    train_fn: Callable[..., Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.data not in ("real", "synthetic"):
+            raise ValueError(f"data must be 'real' or 'synthetic', got {self.data!r}")
+        if self.preset is not None and self.preset not in PRESETS:
+            raise ValueError(f"unknown preset {self.preset!r}; presets: {sorted(PRESETS)}")
+        if self.epochs is not None and self.epochs < 1:
+            raise ValueError(f"epochs must be positive, got {self.epochs}")
+        if self.seeds is not None:
+            parse_seeds(self.seeds)
+
+    @property
+    def out_dir(self) -> Path:
+        if self.out is not None:
+            return Path(self.out)
+        base = Path(self.results)
+        return base / "synthetic" / "report" if self.data == "synthetic" else base / "report"
+
+
+@dataclass(frozen=True)
+class RunRef:
+    """One (experiment, network, data kind) and its run directory."""
+
+    experiment: str
+    model: str
+    synthetic: bool
+    run_dir: Path
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """A run's state: its metrics.json and config.yaml (None when not finished)."""
+
+    ref: RunRef
+    metrics: dict[str, Any] | None
+    config: dict[str, Any] | None
+    status: str
+
+
+# =========================================================================== helpers
+def read_yaml(path: Path) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    try:
+        return yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ReproduceError(f"{path}: unreadable ({e})") from None
+
+
+def run_status(run_dir: Path) -> str:
+    """``complete (seeds [..])``, ``partial (n fold files)`` or ``not yet run``."""
+    metrics = run_dir / "metrics.json"
+    if metrics.is_file():
+        seeds = json.loads(metrics.read_text()).get("seeds", [])
+        return f"complete, seeds {seeds}"
+    folds = list((run_dir / "folds").rglob("*.csv")) if (run_dir / "folds").is_dir() else []
+    return f"partial ({len(folds)} fold files)" if folds else NOT_RUN
+
+
+def fold_seconds(run_dir: Path) -> dict[int, float]:
+    """Mean training seconds per fold and seed: ``group_seconds / group_size`` of every
+    ``folds/seed<k>/**/<fold>.json`` the engine wrote (seeds without any: left out)."""
+    out: dict[int, float] = {}
+    base = Path(run_dir) / "folds"
+    if not base.is_dir():
+        return out
+    for seed_dir in sorted(base.glob("seed*")):
+        secs = []
+        for p in seed_dir.rglob("*.json"):
+            try:
+                info = json.loads(p.read_text())
+                secs.append(float(info["group_seconds"]) / max(1, int(info["group_size"])))
+            except (ValueError, KeyError, TypeError):
+                continue
+        if secs:
+            out[int(seed_dir.name[4:])] = float(np.mean(secs))
+    return out
+
+
+def parameters_millions(model: str, num_classes: int) -> float:
+    """Learnable parameters of ``model`` for K classes (default options), in millions."""
+    for s in model_specs((num_classes,)):
+        if s["name"] == model and s.get("detector_units", 1) == 1:
+            return s["parameters"] / 1e6
+    raise ReproduceError(f"no parameter count for {model!r} with {num_classes} classes")
+
+
+def features_fingerprint(x: np.ndarray, table: pd.DataFrame) -> str:
+    """sha256 of the inputs, the sample keys and the labels (identity of a data set)."""
+    h = hashlib.sha256(np.ascontiguousarray(x, dtype=np.float32).tobytes())
+    keys = (table["dataset"].astype(str) + "/" + table["subject"].astype(str) + "/"
+            + table["clip"].astype(str))
+    h.update("\n".join(keys).encode())
+    h.update(np.asarray(table["label"], dtype=np.int64).tobytes())
+    return h.hexdigest()
+
+
+def split_subjects(groups: Sequence[str], seed: int, fraction: float = 0.5
+                   ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Fig. 4's split: ``round(fraction * subjects)`` random subjects train, the others
+    test (the paper drew 34 of the composite's 68). Returns train rows, test rows and
+    the training subjects."""
+    g = np.asarray(groups, dtype=object).astype(str)
+    subjects = np.unique(g)
+    if subjects.size < 2:
+        raise ReproduceError(f"a subject split needs two subjects, got {subjects.tolist()}")
+    n = min(max(1, round(fraction * subjects.size)), subjects.size - 1)
+    chosen = np.random.default_rng(seed).choice(subjects, size=n, replace=False)
+    is_train = np.isin(g, chosen)
+    return (np.flatnonzero(is_train).astype(np.int64), np.flatnonzero(~is_train).astype(np.int64),
+            sorted(str(s) for s in chosen))
+
+
+def _train_text(cfg: dict[str, Any]) -> str:
+    t = cfg.get("train") or {}
+    opt = f"{t.get('optimizer')} lr {t.get('lr')}"
+    if t.get("optimizer") == "sgd":
+        opt += f" momentum {t.get('momentum')}"
+    return (f"{opt}, batch {t.get('batch_size')}, {t.get('epochs')} epochs, "
+            f"lambda {t.get('lam')}, epoch selection {t.get('select_epoch_by')}")
+
+
+# =========================================================================== reproducer
+class Reproducer:
+    """Runs and renders targets; caches feature sets and run outcomes across targets."""
+
+    def __init__(self, options: ReproduceOptions | None = None) -> None:
+        self.options = options or ReproduceOptions()
+        self._features: dict[tuple, tuple[FeatureSetLike, str]] = {}
+        self._outcomes: dict[RunRef, RunOutcome] = {}
+        self._synthetic_paths: dict[str, Path] | None = None
+
+    # ------------------------------------------------------------------ naming
+    def is_synthetic(self, experiment: str, model: str, force: bool = False) -> bool:
+        """Whether (experiment, model) runs on synthetic data under these options."""
+        if force or self.options.data == "synthetic":
+            return True
+        exp = EXPERIMENTS[experiment]
+        return not (exp.real and model_entry(model).apex_policy == "annotated")
+
+    def preset_for(self, experiment: str) -> str:
+        return self.options.preset or EXPERIMENTS[experiment].preset
+
+    def config_for(self, experiment: str, model: str) -> TrainConfig:
+        """The training configuration of (experiment, model): preset, network, its
+        input channels, ``--epochs``."""
+        over: dict[str, Any] = {"model": model, "channels": list(model_entry(model).channels)}
+        if self.options.epochs is not None:
+            over["epochs"] = self.options.epochs
+        return resolve_config(self.preset_for(experiment), None, over)
+
+    def _suffix(self, experiment: str) -> str:
+        preset = self.preset_for(experiment)
+        suffix = "" if preset == EXPERIMENTS[experiment].preset else f"-{preset}"
+        default_epochs = PRESETS[preset].get("epochs", TrainConfig.epochs)
+        if self.options.epochs is not None and self.options.epochs != default_epochs:
+            suffix += f"-e{self.options.epochs}"
+        return suffix
+
+    def _base(self, synthetic: bool) -> Path:
+        base = Path(self.options.results)
+        if synthetic:
+            base = base / "synthetic"
+            tag = self.options.synthetic.tag()
+            if tag:
+                base = base / tag
+        return base
+
+    def ref(self, experiment: str, model: str, force_synthetic: bool = False) -> RunRef:
+        """The run of ``model`` under ``experiment`` and its directory."""
+        if experiment not in EXPERIMENTS:
+            raise ReproduceError(f"unknown experiment {experiment!r}; known: {list(EXPERIMENTS)}")
+        synthetic = self.is_synthetic(experiment, model, force_synthetic)
+        run_dir = self._base(synthetic) / experiment / f"{model}{self._suffix(experiment)}"
+        return RunRef(experiment, model, synthetic, run_dir)
+
+    def fig4_dir(self) -> Path:
+        return self._base(self.is_synthetic("cde", "fr")) / f"fig4{self._suffix('cde')}"
+
+    # ------------------------------------------------------------------ data
+    def flowset_path(self) -> Path:
+        """The composite flow set: ``--flowset``, ``$MEFR_FLOWSET`` or
+        :data:`DEFAULT_FLOWSET`; a clear error when none is there."""
+        cands = [self.options.flowset, os.environ.get("MEFR_FLOWSET"), DEFAULT_FLOWSET]
+        for c in cands:
+            if c and Path(c).is_dir():
+                return Path(c)
+        raise ReproduceError(
+            "the MEGC 2019 composite flow set was not found (looked at --flowset, "
+            f"$MEFR_FLOWSET and {DEFAULT_FLOWSET}); pass --flowset PATH, or --data synthetic, or "
+            "--no-train to render the finished runs only"
+        )
+
+    def synthetic_paths(self) -> dict[str, Path]:
+        """``{dataset: root}`` of the synthetic databases, written once into
+        ``<work>/synthetic[/<spec>]`` unless ``SyntheticSpec.root`` names existing ones."""
+        if self._synthetic_paths is not None:
+            return self._synthetic_paths
+        spec = self.options.synthetic
+        if spec.root is not None:
+            root = Path(spec.root)
+            smic = {"smic_hs": "HS", "smic_vis": "VIS", "smic_nir": "NIR"}
+            paths = {d: root / sub for d, sub in SYNTHETIC_DIRS.items()
+                     if (root / sub / "synthetic_truth.csv").is_file()
+                     and (d not in smic or (root / sub / "SMIC" / smic[d]).is_dir())}
+            if not paths:
+                raise ReproduceError(f"{root}: no synthetic database there "
+                                     f"(write them with `mefr synth {root} --databases ...`)")
+        else:
+            from mefr.data.synthetic import SYNTHETIC_DATABASES, write_synthetic_databases
+
+            root = Path(self.options.work) / "synthetic" / (spec.tag() or "default")
+            marker = root / "reproduce_spec.json"
+            want = {"subjects": spec.subjects, "clips": spec.clips, "frames": list(spec.frames),
+                    "size": list(spec.size), "seed": spec.seed,
+                    "databases": list(SYNTHETIC_DATABASES)}
+            have = json.loads(marker.read_text()) if marker.is_file() else None
+            if have is None or have.get("spec") != want:
+                print(f"writing {spec.describe()} to {root}")
+                written = write_synthetic_databases(
+                    root, databases=SYNTHETIC_DATABASES, subjects=spec.subjects,
+                    clips_per_subject=spec.clips, frames=spec.frames, size=spec.size,
+                    seed=spec.seed)
+                marker.write_text(json.dumps(
+                    {"spec": want, "paths": {k: str(v) for k, v in written.items()}}, indent=2))
+            paths = {k: Path(v) for k, v in json.loads(marker.read_text())["paths"].items()}
+        self._synthetic_paths = paths
+        return paths
+
+    def features(self, experiment: str, model: str, synthetic: bool
+                 ) -> tuple[FeatureSetLike, str]:
+        """The feature set of a run and its description (recorded in config.yaml)."""
+        exp = EXPERIMENTS[experiment]
+        if not synthetic:
+            key: tuple = ("real",)
+            if key not in self._features:
+                from mefr.data.flowset import load_flowset
+
+                path = self.flowset_path()
+                self._features[key] = (load_flowset(path), f"flowset:{path}")
+            return self._features[key]
+        policy = model_entry(model).apex_policy
+        key = ("synthetic", exp.labels, exp.databases, policy)
+        if key not in self._features:
+            self._features[key] = self._synthetic_features(exp, policy)
+        return self._features[key]
+
+    def _synthetic_features(self, exp: Experiment, policy: str) -> tuple[FeatureSetLike, str]:
+        from mefr.data import read_database
+        from mefr.data.labels import LabelWarning, apply_protocol, protocol_classes
+        from mefr.preprocess.apex import ApexFallbackWarning
+        from mefr.preprocess.pipeline import PreprocessSettings, build_features
+
+        paths = self.synthetic_paths()
+        missing = [d for d in exp.databases if d not in paths]
+        if missing:
+            raise ReproduceError(
+                f"{exp.key} needs synthetic {missing}; have {sorted(paths)} (write them with "
+                "`mefr synth DIR --databases casme2 samm smic_hs smic_vis smic_nir`)")
+        tables = [read_database(d, paths[d]) for d in exp.databases]
+        with warnings.catch_warnings():
+            # documented, expected on synthetic data: classes a protocol drops, and SMIC's
+            # missing apex spotted with Eq. (1) under the annotated policy
+            warnings.simplefilter("ignore", LabelWarning)
+            warnings.simplefilter("ignore", ApexFallbackWarning)
+            table = apply_protocol(pd.concat(tables, ignore_index=True), exp.labels)
+            settings = PreprocessSettings(apex_policy=policy, strain=True)
+            fs = build_features(table, settings, Path(self.options.work) / "cache",
+                                workers=self.options.workers, progress=self.options.progress,
+                                class_names=protocol_classes(exp.labels))
+        root = Path(next(iter(paths.values()))).parent
+        source = (f"synthetic:{root} ({'+'.join(exp.databases)}, {exp.labels} labels, "
+                  f"apex {policy})")
+        return fs, source
+
+    # ------------------------------------------------------------------ runs
+    def seeds_for(self, run_dir: Path) -> tuple[int, ...]:
+        """``--seeds``, else the seeds the run already has, else ``(0,)``."""
+        if self.options.seeds is not None:
+            return parse_seeds(self.options.seeds)
+        cfg = read_yaml(Path(run_dir) / "config.yaml")
+        return parse_seeds(cfg["seeds"]) if cfg and cfg.get("seeds") else (0,)
+
+    def outcome(self, ref: RunRef) -> RunOutcome:
+        """Run (or resume, or reuse) ``ref``; without training, read what is there."""
+        if ref in self._outcomes:
+            return self._outcomes[ref]
+        run_dir = ref.run_dir
+        if self.options.train:
+            exp = EXPERIMENTS[ref.experiment]
+            features, source = self.features(ref.experiment, ref.model, ref.synthetic)
+            result = run_protocol(
+                features, exp.protocol, self.config_for(ref.experiment, ref.model),
+                self.seeds_for(run_dir), run_dir, device=self.options.device,
+                train_fn=self.options.train_fn, chunk=self.options.chunk,
+                progress=self.options.progress, data_source=source)
+            metrics: dict[str, Any] | None = result.metrics
+        else:
+            path = run_dir / "metrics.json"
+            metrics = json.loads(path.read_text()) if path.is_file() else None
+        out = RunOutcome(ref, metrics, read_yaml(run_dir / "config.yaml"), run_status(run_dir))
+        self._outcomes[ref] = out
+        return out
+
+    def plan(self, name: str) -> list[RunRef]:
+        """The runs target ``name`` reads, in order, without duplicates."""
+        refs: list[RunRef] = []
+        if name in TABLE_SPECS:
+            spec = TABLE_SPECS[name]
+            for r in spec.rows:
+                if r.model is None:
+                    continue
+                for c in spec.columns:
+                    exp = c.experiment or r.experiment
+                    if c.metric in ("params_m", "average") or exp is None:
+                        continue
+                    refs.append(self.ref(exp, r.model, r.synthetic))
+        elif name == "fig3":
+            refs = [self.ref("cde", m) for m in ("basic_inception", "fr")]
+        elif name != "fig4":
+            raise ReproduceError(f"unknown target {name!r}; known: {TARGETS}")
+        return list(dict.fromkeys(refs))
+
+    # ------------------------------------------------------------------ tables
+    def _cell(self, row: RowSpec, col: ColumnSpec, paper: float | None
+              ) -> tuple[Cell, RunRef | None]:
+        exp = col.experiment or row.experiment
+        if exp is None:
+            raise ReproduceError(f"column {col.key!r} of row {row.label!r} names no experiment")
+        assert row.model is not None
+        if col.metric == "params_m":
+            k = len(protocol_classes(EXPERIMENTS[exp].labels))
+            return Cell(values=(parameters_millions(row.model, k),), paper=paper, exact=True), None
+        ref = self.ref(exp, row.model, row.synthetic)
+        out = self.outcome(ref)
+        where = str(ref.run_dir)
+        if col.metric == "et_s":
+            secs = fold_seconds(ref.run_dir) if out.metrics is not None else {}
+            if not secs:
+                status = NOT_RUN if out.metrics is None else "no timing in folds/*.json"
+                return Cell(paper=paper, run_dir=where, status=status), ref
+            seeds = tuple(sorted(secs))
+            return Cell(values=tuple(secs[s] for s in seeds), seeds=seeds, paper=paper,
+                        synthetic=ref.synthetic, run_dir=where), ref
+        if out.metrics is None:
+            return Cell(paper=paper, run_dir=where, status=out.status), ref
+        db = col.database or row.database or COMPOSITE
+        try:
+            cell = cell_from_metrics(out.metrics, db, col.metric, paper, where, ref.synthetic)
+        except KeyError as e:
+            raise ReproduceError(f"{ref.run_dir}/metrics.json: {e}") from None
+        return cell, ref
+
+    def table(self, name: str) -> ReportTable:
+        """Run what table ``name`` needs and return it beside the paper's numbers."""
+        spec = TABLE_SPECS[name]
+        paper = P.paper_table(name)
+        rows: list[Row] = []
+        seen: list[tuple[RunRef, ...]] = []
+        used: list[RunRef] = []
+        for r in spec.rows:
+            if r.model is None:
+                cells = {c.key: Cell(paper=paper.value(r.paper, c.key), status=NOT_REPRODUCED)
+                         for c in spec.columns}
+                rows.append(Row(r.label, cells, note="paper only"))
+                continue
+            cells, refs = {}, []
+            for c in spec.columns:
+                if c.metric == "average":
+                    continue
+                cells[c.key], ref = self._cell(r, c, paper.value(r.paper, c.key))
+                if ref is not None:
+                    refs.append(ref)
+            for c in spec.columns:
+                if c.metric == "average":
+                    cells[c.key] = average_cell([cells[k] for k in c.average_of],
+                                                paper.value(r.paper, c.key))
+            key = tuple(dict.fromkeys(refs))
+            if r.dedupe and key in seen:
+                continue
+            seen.append(key)
+            used += refs
+            rows.append(Row(r.label, cells, note=r.note))
+        columns = tuple(Column(c.key, c.header) for c in spec.columns)
+        notes = self._notes(list(dict.fromkeys(used))) + list(spec.notes)
+        title = f"{paper.reference} of the paper: {spec.title}, ours vs paper"
+        return ReportTable(name, self._titled(title, used), columns, tuple(rows), tuple(notes))
+
+    def _titled(self, title: str, refs: Sequence[RunRef]) -> str:
+        """Append ``[data; hardware]`` to a title."""
+        data = []
+        if any(not r.synthetic for r in refs):
+            data.append("MEGC 2019 composite flow set")
+        if any(r.synthetic for r in refs):
+            data.append("synthetic databases")
+        hw = list(dict.fromkeys(
+            describe_environment(o.config) for r in refs
+            if (o := self._outcomes.get(r)) is not None and o.config and o.metrics))
+        parts = [" + ".join(data)] if data else []
+        if hw:
+            parts.append(", ".join(hw))
+        return f"{title} [{'; '.join(parts)}]" if parts else title
+
+    def _notes(self, refs: Sequence[RunRef]) -> list[str]:
+        notes: list[str] = []
+        outs = [self._outcomes[r] for r in refs if r in self._outcomes]
+        real = [o for o in outs if not o.ref.synthetic and o.config and o.metrics]
+        if real:
+            srcs = sorted({str(o.config.get("features")) for o in real})
+            notes.append("Real data: the MEGC 2019 composite flow set (SMIC-HS 164, CASME II "
+                         f"145, SAMM 133 clips, 3 classes; {', '.join(srcs)}).")
+        if any(o.ref.synthetic for o in outs):
+            notes.append(f"Synthetic data: {self.options.synthetic.describe()}.")
+        by_hw: dict[str, list[str]] = {}
+        by_train: dict[str, list[str]] = {}
+        for o in outs:
+            if o.config and o.metrics:
+                by_hw.setdefault(describe_environment(o.config), []).append(str(o.ref.run_dir))
+                by_train.setdefault(_train_text(o.config), []).append(str(o.ref.run_dir))
+        n_runs = sum(len(d) for d in by_hw.values())
+        for label, groups in (("Hardware", by_hw), ("Training", by_train)):
+            for text, dirs in groups.items():
+                where = "all runs" if len(dirs) == n_runs else ", ".join(dirs)
+                notes.append(f"{label}: {text} ({where}).")
+        sel = sorted({o.metrics["selection"] for o in outs if o.metrics})
+        notes += [f"Selection: {s}." for s in sel]
+        if outs and any(o.metrics for o in outs):
+            notes.append("Acc, UF1 and UAR (Eqs. 9-13) are computed once on the pooled "
+                         "predictions of all folds of a seed.")
+        missing = [str(o.ref.run_dir) for o in outs if o.metrics is None]
+        if missing:
+            notes.append("Not yet run: " + ", ".join(missing) + ".")
+        return notes
+
+    # ------------------------------------------------------------------ figures
+    def fig3(self) -> tuple[ReportTable, Any]:
+        """Fig. 3: row-normalised confusion matrices of Basic Inception and FR (CDE),
+        pooled over seeds (every seed tests the same samples, so this equals the mean
+        of the per-seed percentages)."""
+        classes = P.FIG3_CLASSES
+        panels, paper_panels, rows, refs = {}, {}, [], []
+        for tag, model in (("(a)", "basic_inception"), ("(b)", "fr")):
+            ref = self.ref("cde", model)
+            refs.append(ref)
+            out = self.outcome(ref)
+            title = f"{tag} {MODEL_NAMES[model]}"
+            ref_pct = P.FIG3_CONFUSION[model]
+            paper_panels[title] = ref_pct
+            per_seed = ([] if out.metrics is None else
+                        [(int(s), np.asarray(v[COMPOSITE]["confusion"], dtype=np.float64))
+                         for s, v in out.metrics["per_seed"].items()])
+            panels[title] = None
+            if per_seed:
+                if list(out.metrics["class_names"]) != list(classes):
+                    raise ReproduceError(f"{ref.run_dir}: classes {out.metrics['class_names']}"
+                                         f" are not Fig. 3's {list(classes)}")
+                panels[title] = sum(cm for _, cm in per_seed)
+            for i, true in enumerate(classes):
+                cells = {}
+                for j, pred in enumerate(classes):
+                    vals = tuple(row_percent(cm)[i, j] for _, cm in per_seed)
+                    cells[pred] = Cell(values=vals, seeds=tuple(s for s, _ in per_seed),
+                                       paper=float(ref_pct[i, j]), synthetic=ref.synthetic,
+                                       run_dir=str(ref.run_dir),
+                                       status="" if per_seed else NOT_RUN)
+                rows.append(Row(f"{MODEL_NAMES[model]}: true {true}", cells))
+        n = sorted({c.n for r in rows for c in r.cells.values() if c.measured})
+        pooled = f"pooled over {', '.join(map(str, n))} seed(s)" if n else "not yet run"
+        base = f"Fig. 3 of the paper: confusion matrices (%) on the CDE composite, {pooled}"
+        table = ReportTable(
+            "fig3", self._titled(base, refs),
+            tuple(Column(c, f"predicted {c}", digits=2) for c in classes), tuple(rows),
+            tuple(self._notes(refs) + ["Rows are true classes, normalised to 100 %."]))
+        fig = None
+        if any(v is not None for v in panels.values()):
+            kind = " (synthetic data)" if all(r.synthetic for r in refs) else ""
+            fig = confusion_figure(panels, classes, self._titled(base, refs) + kind,
+                                   paper=paper_panels)
+        return table, fig
+
+    def fig4(self) -> tuple[ReportTable, Any]:
+        """Fig. 4: t-SNE of Basic Inception's expression-shared and FR's expression-refined
+        features of the test samples of a random half/half subject split of the composite."""
+        run_dir = self.fig4_dir()
+        synthetic = self.is_synthetic("cde", "fr")
+        emb_path, info_path = run_dir / "embedding.csv", run_dir / "info.json"
+        if emb_path.is_file() and info_path.is_file() and self.options.train:
+            self._check_fig4(run_dir, synthetic)
+        if not (emb_path.is_file() and info_path.is_file()):
+            if not self.options.train:
+                t = ReportTable("fig4", "Fig. 4 of the paper: t-SNE of the features",
+                                (Column("acc", "test Acc"),),
+                                (Row("Basic Inception", {"acc": Cell(status=NOT_RUN)}),
+                                 Row("FR", {"acc": Cell(status=NOT_RUN)})),
+                                (f"Not yet run: {run_dir}.",))
+                return t, None
+            self._run_fig4(run_dir, synthetic)
+        info = json.loads(info_path.read_text())
+        emb = pd.read_csv(emb_path, dtype={"subject": str, "clip": str})
+        classes = tuple(info["class_names"])
+        panels, rows = {}, []
+        what = {"basic_inception": "expression-shared feature",
+                "fr": "expression-refined feature"}
+        for tag, model in (("(a)", "basic_inception"), ("(b)", "fr")):
+            part = emb[emb["model"] == model]
+            res = info["models"][model]
+            panels[f"{tag} {MODEL_NAMES[model]}: {what[model]}"] = (
+                part[["tsne_x", "tsne_y"]].to_numpy(), part["label"].to_numpy())
+            rows.append(Row(MODEL_NAMES[model], {
+                "acc": Cell(values=(res["test_acc"],), seeds=(info["seed"],),
+                            synthetic=synthetic, run_dir=str(run_dir)),
+                "sil_tsne": Cell(values=(res["silhouette_tsne"],), seeds=(info["seed"],),
+                                 synthetic=synthetic, run_dir=str(run_dir)),
+                "sil_feat": Cell(values=(res["silhouette_features"],), seeds=(info["seed"],),
+                                 synthetic=synthetic, run_dir=str(run_dir)),
+            }))
+        split = info["split"]
+        desc = (f"train {split['train_subjects']} subjects / {split['train_samples']} "
+                f"samples, test {split['test_subjects']} subjects / "
+                f"{split['test_samples']} samples (paper: 34 subjects / 282 samples train)")
+        title = f"Fig. 4 of the paper: t-SNE of test-sample features, CDE composite, {desc}"
+        data = "synthetic databases" if synthetic else "MEGC 2019 composite flow set"
+        title_full = f"{title} [{data}; {info['hardware']}]"
+        table = ReportTable(
+            "fig4", title_full,
+            (Column("acc", "test Acc"), Column("sil_tsne", "silhouette (t-SNE 2-D)"),
+             Column("sil_feat", "silhouette (features)")),
+            tuple(rows),
+            (f"One model per network, seed {info['seed']}, trained on the training subjects "
+             f"({info['train']}); features of the test subjects' samples: Basic Inception's "
+             "concatenated two-stream feature before its classifier (ModelOutput.shared), "
+             "FR's expression-refined feature before its classifier (ModelOutput.refined).",
+             "Silhouette: scikit-learn silhouette score of the true classes (higher = better "
+             "separated), on the 2-D t-SNE map and on the features themselves.",
+             f"t-SNE: scikit-learn TSNE, PCA initialisation, perplexity {info['perplexity']:g}, "
+             f"random_state {info['seed']}. Split, features and map: {run_dir}."))
+        fig = tsne_figure(panels, classes,
+                          title_full + (" (synthetic data)" if synthetic else ""))
+        return table, fig
+
+    def _fig4_identity(self, synthetic: bool) -> dict[str, Any]:
+        """What must match for Fig. 4's stored split, features and map to be reused."""
+        features, _ = self.features("cde", "fr", synthetic)
+        seeds = parse_seeds(self.options.seeds) if self.options.seeds is not None else (0,)
+        return {
+            "sha256": features_fingerprint(np.asarray(features.x), features.table),
+            "seed": int(seeds[0]),
+            "configs": {m: self.config_for("cde", m).to_dict()
+                        for m in ("basic_inception", "fr")},
+        }
+
+    def _check_fig4(self, run_dir: Path, synthetic: bool) -> None:
+        stored = json.loads((run_dir / "info.json").read_text()).get("identity")
+        now = json.loads(json.dumps(self._fig4_identity(synthetic)))
+        if stored != now:
+            raise ReproduceError(
+                f"{run_dir} holds a Fig. 4 run with other data, seed or training settings; "
+                "delete it or use another --results")
+
+    def _run_fig4(self, run_dir: Path, synthetic: bool) -> None:
+        import torch
+        from sklearn.metrics import silhouette_score
+
+        from mefr.data.table import group_key
+        from mefr.train.engine import Job, resolve_device, train_group
+
+        features, source = self.features("cde", "fr", synthetic)
+        table = features.table
+        y = np.asarray(table["label"], dtype=np.int64)
+        groups = group_key(table).to_numpy(dtype=object)
+        seeds = parse_seeds(self.options.seeds) if self.options.seeds is not None else (0,)
+        seed = seeds[0]
+        train_idx, test_idx, train_subjects = split_subjects(groups, seed)
+        k = len(features.class_names)
+        rows, results = [], {}
+        hardware = ""
+        for model in ("basic_inception", "fr"):
+            config = self.config_for("cde", model)
+            idx = [list(features.channels).index(c) for c in config.channels]
+            x = np.ascontiguousarray(np.asarray(features.x)[:, idx], dtype=np.float32)
+            job = Job(key=f"fig4/{model}", seed=seed, train_idx=train_idx, test_idx=test_idx)
+            res = train_group(x, y, [job], config, k, groups=groups, device=self.options.device,
+                              progress=self.options.progress, return_models=True, workers=1)
+            net = res.models[job.key].to(resolve_device(self.options.device)).eval()  # type: ignore[index]
+            with torch.no_grad():
+                xt = torch.from_numpy(x[test_idx]).to(next(net.parameters()).device)
+                out = net(xt)
+            feat = (out.refined if out.refined is not None else out.shared).float().cpu().numpy()
+            pred = out.logits.argmax(-1).cpu().numpy()
+            xy = tsne_embedding(feat, seed)
+            yt = y[test_idx]
+            two = len(np.unique(yt)) > 1 and len(yt) > len(np.unique(yt))
+            info = res.info.get(job.key, {})
+            hardware = info.get("device", self.options.device)
+            results[model] = {
+                "test_acc": float(np.mean(pred == yt)),
+                "silhouette_tsne": float(silhouette_score(xy, yt)) if two else None,
+                "silhouette_features": float(silhouette_score(feat.reshape(len(feat), -1), yt))
+                if two else None,
+                "feature_dim": int(np.prod(feat.shape[1:])),
+                "train_seconds": info.get("group_seconds"),
+                "config": config.to_dict(),
+            }
+            part = table.iloc[test_idx]
+            rows.append(pd.DataFrame({
+                "model": model, "dataset": part["dataset"].astype(str).to_numpy(),
+                "subject": part["subject"].astype(str).to_numpy(),
+                "clip": part["clip"].astype(str).to_numpy(), "label": yt,
+                "label_name": [features.class_names[v] for v in yt], "pred": pred,
+                "tsne_x": xy[:, 0], "tsne_y": xy[:, 1]}))
+        n_test = len(test_idx)
+        info_all = {
+            "identity": self._fig4_identity(synthetic),
+            "data": source,
+            "sha256": features_fingerprint(np.asarray(features.x), table),
+            "class_names": list(features.class_names),
+            "seed": int(seed),
+            "train": _train_text({"train": self.config_for("cde", "fr").to_dict()}),
+            "split": {"train_subjects": len(train_subjects), "train_samples": len(train_idx),
+                      "test_subjects": int(len(np.unique(groups[test_idx]))),
+                      "test_samples": n_test, "training_subject_ids": train_subjects},
+            "perplexity": min(30.0, max(1.0, (n_test - 1) / 3.0)),
+            "hardware": hardware,
+            "models": results,
+        }
+        run_dir.mkdir(parents=True, exist_ok=True)
+        pd.concat(rows, ignore_index=True).to_csv(run_dir / "embedding.csv", index=False)
+        (run_dir / "info.json").write_text(json.dumps(info_all, indent=2) + "\n")
+
+    # ------------------------------------------------------------------ targets
+    def reproduce(self, name: str) -> dict[str, Path]:
+        """Run what target ``name`` needs and write ``<out>/<name>.md/.csv/.tex`` (and
+        ``.png`` for figures); return the paths written by suffix."""
+        if name not in TARGETS:
+            raise ReproduceError(f"unknown target {name!r}; known: {TARGETS} (or 'all')")
+        for ref in self.plan(name):
+            print(f"{name}: {ref.run_dir} [{'synthetic' if ref.synthetic else 'real'}] "
+                  f"{run_status(ref.run_dir)}")
+        if name == "fig4":
+            d = self.fig4_dir()
+            done = (d / "embedding.csv").is_file() and (d / "info.json").is_file()
+            kind = "synthetic" if self.is_synthetic("cde", "fr") else "real"
+            print(f"{name}: {d} [{kind}] {'complete' if done else NOT_RUN}")
+        out_dir = self.options.out_dir
+        if name in TABLE_SPECS:
+            return write_table(self.table(name), out_dir)
+        table, fig = self.fig3() if name == "fig3" else self.fig4()
+        paths = write_table(table, out_dir)
+        if fig is not None:
+            paths["png"] = save_figure(fig, out_dir / f"{name}.png")
+        return paths
+
+
+def reproduce(names: str | Sequence[str], options: ReproduceOptions | None = None
+              ) -> dict[str, dict[str, Path]]:
+    """Reproduce targets (``"all"`` = every one of :data:`TARGETS`) sharing one
+    :class:`Reproducer`; returns ``{target: {suffix: path}}``."""
+    if isinstance(names, str):
+        names = list(TARGETS) if names == "all" else [names]
+    rep = Reproducer(options)
+    return {n: rep.reproduce(n) for n in names}

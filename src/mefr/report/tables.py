@@ -1,0 +1,377 @@
+"""A table of reproduced numbers beside the paper's, rendered as Markdown, CSV and LaTeX.
+
+One model, :class:`ReportTable`, holds rows of :class:`Cell` objects keyed by column.
+A cell keeps the per-seed values of one reproduced number (so mean and sample standard
+deviation are computed here, once), the published value, where it came from (the run
+directory) and whether it was measured on synthetic databases. The three renderers
+(:func:`to_markdown`, :func:`to_csv`, :func:`to_latex`) only format that model.
+
+Conventions
+-----------
+* "ours" is ``mean ± std`` over seeds (sample standard deviation, ddof=1; no ``±`` with
+  one seed); "paper" is the published value (:mod:`mefr.report.paper`).
+* A cell measured on synthetic databases is marked ``†`` and the title says
+  "(synthetic data)" when every measured cell is synthetic, "(partly synthetic data)"
+  when some are: synthetic numbers test the pipeline, they are not comparable to the paper.
+* ``exact`` cells (e.g. parameter counts) are computed, not measured over seeds.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mefr.evaluate.metrics import COMPOSITE
+
+#: Status of a cell without a number.
+NOT_RUN = "not yet run"
+NOT_REPRODUCED = "not reproduced"
+SYNTHETIC_MARK = "†"
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One reproduced number beside the published one.
+
+    Attributes
+    ----------
+    values : per-seed values (or a single exact value); empty when there is none.
+    seeds : the seed of each value (empty for exact values).
+    paper : the published value, or None.
+    exact : a computed quantity (no spread over seeds).
+    synthetic : measured on synthetic databases.
+    run_dir : the run directory (or file) the number was read from.
+    status : why there is no number (:data:`NOT_RUN`, :data:`NOT_REPRODUCED`, ...).
+    """
+
+    values: tuple[float, ...] = ()
+    seeds: tuple[int, ...] = ()
+    paper: float | None = None
+    exact: bool = False
+    synthetic: bool = False
+    run_dir: str | None = None
+    status: str = ""
+
+    @property
+    def n(self) -> int:
+        """Number of values (seeds) behind the cell."""
+        return len(self.values)
+
+    @property
+    def mean(self) -> float | None:
+        return float(np.mean(self.values)) if self.values else None
+
+    @property
+    def std(self) -> float | None:
+        """Sample standard deviation over seeds (ddof=1); None below two values."""
+        if self.exact or len(self.values) < 2:
+            return None
+        return float(np.std(self.values, ddof=1))
+
+    @property
+    def measured(self) -> bool:
+        return bool(self.values)
+
+
+@dataclass(frozen=True)
+class Column:
+    """A reported quantity: its key (shared with the paper's table), header and digits."""
+
+    key: str
+    header: str
+    digits: int = 4
+
+
+@dataclass(frozen=True)
+class Row:
+    """A row: its label and one cell per column key (missing keys render as ``-``)."""
+
+    label: str
+    cells: Mapping[str, Cell]
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class ReportTable:
+    """A reproduced table of the paper.
+
+    ``title`` is the base title (the synthetic-data remark is added by
+    :attr:`full_title`); ``notes`` are caption lines (data source, hardware, protocol,
+    selection, how cells were computed).
+    """
+
+    name: str
+    title: str
+    columns: tuple[Column, ...]
+    rows: tuple[Row, ...]
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def cells(self) -> list[Cell]:
+        return [r.cells[c.key] for r in self.rows for c in self.columns if c.key in r.cells]
+
+    @property
+    def data_kind(self) -> str:
+        """``real``, ``synthetic``, ``mixed`` (both) or ``none`` (nothing measured)."""
+        measured = [c for c in self.cells() if c.measured and not c.exact]
+        if not measured:
+            return "none"
+        syn = [c.synthetic for c in measured]
+        return "synthetic" if all(syn) else ("mixed" if any(syn) else "real")
+
+    @property
+    def full_title(self) -> str:
+        kind = self.data_kind
+        if kind == "synthetic":
+            return f"{self.title} (synthetic data)"
+        if kind == "mixed":
+            return f"{self.title} (partly synthetic data: cells marked {SYNTHETIC_MARK})"
+        return self.title
+
+    def run_dirs(self) -> dict[str, list[str]]:
+        """Run directory -> the labels of the rows with a cell read from it."""
+        out: dict[str, list[str]] = {}
+        for r in self.rows:
+            for c in self.columns:
+                d = r.cells[c.key].run_dir if c.key in r.cells else None
+                if d and r.label not in out.setdefault(d, []):
+                    out[d].append(r.label)
+        return out
+
+
+# --------------------------------------------------------------------------- cells
+def metric_values(metrics: Mapping[str, Any], database: str, metric: str) -> tuple[
+    tuple[float, ...], tuple[int, ...]
+]:
+    """Per-seed values of ``metric`` for ``database`` from a run's metrics.json.
+
+    Seeds whose value is undefined (``null``) are left out. Raises ``KeyError`` naming
+    the database when the run has no such database.
+    """
+    values, seeds = [], []
+    for seed, per_db in metrics["per_seed"].items():
+        if database not in per_db:
+            raise KeyError(
+                f"run of protocol {metrics.get('protocol')!r} has no database {database!r} "
+                f"(has {sorted(per_db)})"
+            )
+        v = per_db[database].get(metric)
+        if v is not None:
+            values.append(float(v))
+            seeds.append(int(seed))
+    return tuple(values), tuple(seeds)
+
+
+def cell_from_metrics(
+    metrics: Mapping[str, Any],
+    database: str = COMPOSITE,
+    metric: str = "uf1",
+    paper: float | None = None,
+    run_dir: str | None = None,
+    synthetic: bool = False,
+) -> Cell:
+    """The cell of ``metric`` on ``database`` of a run (its metrics.json content)."""
+    values, seeds = metric_values(metrics, database, metric)
+    return Cell(values=values, seeds=seeds, paper=paper, synthetic=synthetic, run_dir=run_dir)
+
+
+def average_cell(cells: Sequence[Cell], paper: float | None = None) -> Cell:
+    """The mean over ``cells`` per seed (the seeds all of them have), e.g. Table 3's
+    "Average" column; empty (:data:`NOT_RUN`) unless every cell is measured."""
+    if not cells or not all(c.measured for c in cells):
+        return Cell(paper=paper, status=NOT_RUN)
+    common = sorted(set.intersection(*(set(c.seeds) for c in cells)))
+    if not common:
+        return Cell(paper=paper, status="no common seed")
+    per = [{s: v for s, v in zip(c.seeds, c.values, strict=True)} for c in cells]
+    values = tuple(float(np.mean([p[s] for p in per])) for s in common)
+    syn = any(c.synthetic for c in cells)
+    return Cell(values=values, seeds=tuple(common), paper=paper, synthetic=syn)
+
+
+# --------------------------------------------------------------------------- formatting
+def _num(v: float | None, digits: int) -> str:
+    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
+
+
+def format_ours(cell: Cell, digits: int = 4, mark: bool = True) -> str:
+    """``mean ± std`` (``mean`` with one seed or an exact value), ``-`` with a status."""
+    if not cell.measured:
+        return "-"
+    text = _num(cell.mean, digits)
+    if cell.std is not None:
+        text += f" ± {_num(cell.std, digits)}"
+    if mark and cell.synthetic:
+        text += f" {SYNTHETIC_MARK}"
+    return text
+
+
+def _seeds_text(row: Row, columns: Sequence[Column]) -> str:
+    ns = sorted({row.cells[c.key].n for c in columns
+                 if c.key in row.cells and row.cells[c.key].measured
+                 and not row.cells[c.key].exact})
+    if not ns:
+        statuses = sorted({row.cells[c.key].status for c in columns
+                           if c.key in row.cells and row.cells[c.key].status})
+        return "; ".join(statuses) or "-"
+    return ", ".join(str(n) for n in ns)
+
+
+def _legend(table: ReportTable) -> list[str]:
+    lines = [
+        "ours = mean ± sample standard deviation (ddof=1) over the seeds in column "
+        "'Seeds' (no ± with one seed); paper = the published value.",
+    ]
+    if table.data_kind in ("synthetic", "mixed"):
+        lines.append(
+            f"{SYNTHETIC_MARK} measured on synthetic databases (mefr.data.synthetic): it tests "
+            "the pipeline end to end and is not comparable to the paper's number."
+        )
+    return lines
+
+
+def to_markdown(table: ReportTable) -> str:
+    """The table as GitHub Markdown: title, ours / paper column pairs, notes, run dirs."""
+    head = ["Model"]
+    for c in table.columns:
+        head += [f"{c.header} ours", f"{c.header} paper"]
+    head.append("Seeds")
+    lines = [f"### {table.full_title}", "",
+             "| " + " | ".join(head) + " |",
+             "|" + "|".join(["---"] + ["---:"] * (len(head) - 2) + ["---"]) + "|"]
+    for r in table.rows:
+        cells = [r.label + (f" ({r.note})" if r.note else "")]
+        for c in table.columns:
+            cell = r.cells.get(c.key, Cell())
+            cells += [format_ours(cell, c.digits), _num(cell.paper, c.digits)]
+        cells.append(_seeds_text(r, table.columns))
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    lines += [f"- {n}" for n in (*_legend(table), *table.notes)]
+    runs = table.run_dirs()
+    if runs:
+        lines += ["", "Run directories:", ""]
+        lines += [f"- `{d}`: " + "; ".join(labels) for d, labels in runs.items()]
+    return "\n".join(lines) + "\n"
+
+
+def to_frame(table: ReportTable) -> pd.DataFrame:
+    """Tidy rows: one per (row, column) with ours mean / std / seeds, paper, data, run."""
+    records = []
+    for r in table.rows:
+        for c in table.columns:
+            cell = r.cells.get(c.key, Cell())
+            records.append({
+                "table": table.name,
+                "row": r.label,
+                "column": c.key,
+                "header": c.header,
+                "ours_mean": cell.mean,
+                "ours_std": cell.std,
+                "n_seeds": None if cell.exact else cell.n,
+                "seeds": " ".join(str(s) for s in cell.seeds),
+                "paper": cell.paper,
+                "data": ("synthetic" if cell.synthetic else "real") if cell.measured else "",
+                "status": cell.status,
+                "run_dir": cell.run_dir or "",
+            })
+    return pd.DataFrame.from_records(records)
+
+
+def to_csv(table: ReportTable) -> str:
+    """The tidy form of :func:`to_frame` as CSV."""
+    buf = io.StringIO()
+    to_frame(table).to_csv(buf, index=False)
+    return buf.getvalue()
+
+
+_LATEX_ESCAPES = {
+    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+    "±": r"$\pm$", SYNTHETIC_MARK: r"$^\dagger$", "→": r"$\rightarrow$",
+}
+
+
+def latex_escape(text: str) -> str:
+    """Escape LaTeX specials (and write ±, †, → as math)."""
+    return "".join(_LATEX_ESCAPES.get(ch, ch) for ch in text).replace("->", r"$\rightarrow$")
+
+
+def to_latex(table: ReportTable) -> str:
+    """A booktabs ``table`` with a caption (title, legend, notes) and a label."""
+    cols = table.columns
+    spec = "l" + "rr" * len(cols) + "l"
+    top = ["Model"] + [rf"\multicolumn{{2}}{{c}}{{{latex_escape(c.header)}}}" for c in cols]
+    top.append("Seeds")
+    sub = [""] + ["ours", "paper"] * len(cols) + [""]
+    rules = "".join(rf"\cmidrule(lr){{{2 + 2 * i}-{3 + 2 * i}}}" for i in range(len(cols)))
+    body = []
+    for r in table.rows:
+        cells = [latex_escape(r.label + (f" ({r.note})" if r.note else ""))]
+        for c in cols:
+            cell = r.cells.get(c.key, Cell())
+            cells += [latex_escape(format_ours(cell, c.digits)), _num(cell.paper, c.digits)]
+        cells.append(latex_escape(_seeds_text(r, cols)))
+        body.append(" & ".join(cells) + r" \\")
+    caption = " ".join([table.full_title + "."] + _legend(table) + list(table.notes))
+    lines = [
+        r"\begin{table}[t]",
+        r"\centering",
+        r"\small",
+        rf"\caption{{{latex_escape(caption)}}}",
+        rf"\label{{tab:mefr-{table.name}}}",
+        rf"\resizebox{{\linewidth}}{{!}}{{\begin{{tabular}}{{{spec}}}",
+        r"\toprule",
+        " & ".join(top) + r" \\",
+        rules,
+        " & ".join(sub) + r" \\",
+        r"\midrule",
+        *body,
+        r"\bottomrule",
+        r"\end{tabular}}",
+        r"\end{table}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_table(table: ReportTable, out_dir: str | Path) -> dict[str, Path]:
+    """Write ``<out_dir>/<name>.md``, ``.csv`` and ``.tex``; return the paths by suffix."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for suffix, render in (("md", to_markdown), ("csv", to_csv), ("tex", to_latex)):
+        p = out / f"{table.name}.{suffix}"
+        p.write_text(render(table), encoding="utf-8")
+        paths[suffix] = p
+    return paths
+
+
+def describe_environment(config: Mapping[str, Any]) -> str:
+    """A short hardware line from a run's config.yaml ``environment`` section."""
+    env = config.get("environment") or {}
+    gpus = env.get("gpus") or []
+    if env.get("device", "").startswith("cuda") or (env.get("device") == "auto" and gpus):
+        return ", ".join(dict.fromkeys(gpus)) or "CUDA GPU"
+    cpus = env.get("cpus")
+    machine = env.get("machine") or "CPU"
+    return f"CPU ({machine}, {cpus} cores)" if cpus else f"CPU ({machine})"
+
+
+def dumps(obj: Any) -> str:
+    """JSON with NaN written as null (for side files next to the tables)."""
+    def clean(v: Any) -> Any:
+        if isinstance(v, float) and math.isnan(v):
+            return None
+        if isinstance(v, dict):
+            return {k: clean(u) for k, u in v.items()}
+        if isinstance(v, list | tuple):
+            return [clean(u) for u in v]
+        return v
+    return json.dumps(clean(obj), indent=2) + "\n"

@@ -1,0 +1,268 @@
+"""``mefr reproduce``: protocols end to end on synthetic databases, splits, tables, figures.
+
+Runs use a fake engine (random probabilities seeded by the job, with timing info);
+Fig. 4, which needs trained models, trains the real engine for one epoch. Synthetic
+databases are tiny (2 subjects x 3 clips each); their features are cached once for the
+module.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mefr.evaluate.protocols import CDMER_EXPERIMENTS
+from mefr.models.registry import model_specs
+from mefr.report import reproduce as R
+from mefr.report.reproduce import ReproduceError, ReproduceOptions, Reproducer, SyntheticSpec
+
+REPO = Path(__file__).resolve().parents[1]
+FLOWSET = REPO.parent / "shared" / "data" / "megc2019-cde-flow"
+
+
+class FakeEngine:
+    """``train_group``'s signature: random probabilities per job, timing info, and a
+    record of every job with the LOSO groups of the rows."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[list, np.ndarray]] = []
+        self.models: list[str] = []
+
+    def __call__(self, x, y, jobs, config, num_classes, groups=None, device="auto",
+                 on_result=None, progress=True, **kw):
+        assert x.shape[1] == len(config.channels)
+        self.calls.append((list(jobs), np.asarray(groups, dtype=object)))
+        self.models.extend([config.model] * len(jobs))
+        probs, info = {}, {}
+        for j in jobs:
+            p = np.random.default_rng([j.seed, len(j.test_idx)]).dirichlet(
+                np.ones(num_classes), size=len(j.test_idx))
+            probs[j.key] = p
+            info[j.key] = {"group_seconds": 3.0, "group_size": 2}
+            if on_result is not None:
+                on_result(j.key, p)
+        return SimpleNamespace(probs=probs, info=info)
+
+    def jobs(self) -> list[tuple[object, np.ndarray]]:
+        return [(j, g) for jobs, g in self.calls for j in jobs]
+
+
+@pytest.fixture(scope="module")
+def synthetic_root(tmp_path_factory) -> Path:
+    from mefr.data.synthetic import SYNTHETIC_DATABASES, write_synthetic_databases
+
+    root = tmp_path_factory.mktemp("reproduce_synthetic")
+    write_synthetic_databases(root, databases=SYNTHETIC_DATABASES, subjects=2,
+                              clips_per_subject=3, frames=(10, 12), size=(120, 160), seed=5)
+    return root
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory) -> Path:
+    """One feature cache for the module."""
+    return tmp_path_factory.mktemp("reproduce_work")
+
+
+def _options(tmp_path: Path, root: Path, work: Path, **kw) -> ReproduceOptions:
+    base = dict(data="synthetic", epochs=1, results=tmp_path / "results", work=work,
+                synthetic=SyntheticSpec(root=root), workers=1, progress=False)
+    base.update(kw)
+    return ReproduceOptions(**base)
+
+
+def _metrics(run_dir: Path) -> dict:
+    return json.loads((run_dir / "metrics.json").read_text())
+
+
+def test_targets_are_the_cli_choices():
+    from mefr import cli
+
+    assert R.TARGETS == cli._REPRODUCE_TARGETS
+    assert set(R.TABLE_SPECS) | {"fig3", "fig4"} == set(R.TARGETS)
+
+
+def test_run_directory_layout(tmp_path):
+    rep = Reproducer(ReproduceOptions(results=tmp_path))
+    assert rep.ref("cde", "fr").run_dir == tmp_path / "cde" / "fr"
+    assert not rep.ref("cde", "fr").synthetic
+    # Dual-Inception needs middle-frame flow: synthetic even with --data real
+    dual = rep.ref("cde", "dual_inception")
+    assert dual.synthetic and dual.run_dir == tmp_path / "synthetic" / "cde" / "dual_inception"
+    assert rep.ref("loso/smic_hs", "fr").run_dir == tmp_path / "loso" / "smic_hs" / "fr"
+    cdmer = rep.ref("cdmer/exp03", "fr")
+    assert cdmer.synthetic and cdmer.run_dir == tmp_path / "synthetic" / "cdmer" / "exp03" / "fr"
+    # a preset other than the experiment's default and changed epochs are in the name
+    other = Reproducer(ReproduceOptions(results=tmp_path, preset="paper_cde", epochs=7))
+    assert other.ref("cde", "fr").run_dir.name == "fr-paper_cde-e7"
+    assert other.ref("loso/smic_hs", "fr").run_dir.name == "fr-paper_cde-e7"
+    same = Reproducer(ReproduceOptions(results=tmp_path, preset="cde", epochs=100))
+    assert same.ref("cde", "fr").run_dir.name == "fr"
+    small = Reproducer(ReproduceOptions(results=tmp_path,
+                                        synthetic=SyntheticSpec(subjects=3, clips=4)))
+    assert small.ref("cdmer/exp01", "fr").run_dir.parts[-4] == "s3c4f12-24z180x240r0"
+    assert Reproducer(ReproduceOptions(data="synthetic")).ref("cde", "fr").synthetic
+
+
+def test_cdmer_end_to_end_on_synthetic_databases(tmp_path, synthetic_root, work):
+    engine = FakeEngine()
+    rep = Reproducer(_options(tmp_path, synthetic_root, work, train_fn=engine))
+    paths = rep.reproduce("table4")
+    # one job per experiment: source rows only for training, target rows only for testing
+    jobs = engine.jobs()
+    assert len(jobs) == 6
+    for job, groups in jobs:
+        exp = next(e for e in CDMER_EXPERIMENTS if job.key.endswith(e.fold_name))
+        train_dbs = {g.split("/")[0] for g in groups[job.train_idx]}
+        test_dbs = {g.split("/")[0] for g in groups[job.test_idx]}
+        assert train_dbs == {exp.source} and test_dbs == {exp.target}
+        assert not set(job.train_idx) & set(job.test_idx)
+    # the table holds each run's numbers and their average beside the paper's
+    df = pd.read_csv(paths["csv"])
+    fr = df[df["row"] == "FR"].set_index("column")
+    accs = []
+    for n in range(7, 13):
+        run_dir = tmp_path / "results" / "synthetic" / SyntheticSpec(root=synthetic_root).tag() \
+            / "cdmer" / f"exp{n:02d}" / "fr-e1"
+        m = _metrics(run_dir)
+        assert m["protocol"] == f"cdmer:{n}"
+        acc = m["per_seed"]["0"]["composite"]["acc"]
+        accs.append(acc)
+        assert fr.loc[f"exp{n:02d}.acc", "ours_mean"] == pytest.approx(acc)
+        assert fr.loc[f"exp{n:02d}.acc", "run_dir"] == str(run_dir)
+        assert fr.loc[f"exp{n:02d}.acc", "data"] == "synthetic"
+    assert fr.loc["average.acc", "ours_mean"] == pytest.approx(np.mean(accs))
+    assert fr.loc["average.acc", "paper"] == pytest.approx(0.5552)
+    md = paths["md"].read_text()
+    assert md.splitlines()[0].endswith("(synthetic data)")
+    assert "Table 4 of the paper" in md and "sgd lr 0.0005 momentum 0.8" in md
+
+
+def test_single_database_loso_and_table7_on_synthetic(tmp_path, synthetic_root, work):
+    engine = FakeEngine()
+    rep = Reproducer(_options(tmp_path, synthetic_root, work, train_fn=engine))
+    rep.reproduce("table5")
+    jobs = engine.jobs()
+    assert jobs
+    for job, groups in jobs:  # LOSO: one test subject, never among the training subjects
+        test_subjects = set(groups[job.test_idx])
+        assert len(test_subjects) == 1
+        assert not test_subjects & set(groups[job.train_idx])
+        db = job.key.split("/")[1]  # seed0/<dataset>/<subject>
+        assert {g.split("/")[0] for g in groups[np.r_[job.train_idx, job.test_idx]]} == {db}
+    base = tmp_path / "results" / "synthetic" / SyntheticSpec(root=synthetic_root).tag() / "loso"
+    assert _metrics(base / "casme2_5class" / "fr-e1")["class_names"] == [
+        "happiness", "surprise", "disgust", "repression", "others"]
+    assert _metrics(base / "samm_4class" / "fr-e1")["class_names"] == [
+        "negative", "positive", "surprise", "others"]
+    assert _metrics(base / "smic_hs" / "fr-e1")["databases"] == ["composite", "smic_hs"]
+
+    # Table 7 reuses the FR runs (no new FR job) and adds Basic Inception's
+    before = len(engine.models)
+    paths = rep.reproduce("table7")
+    assert set(engine.models[:before]) == {"fr"}
+    assert engine.models[before:] and set(engine.models[before:]) == {"basic_inception"}
+    df = pd.read_csv(paths["csv"]).set_index(["row", "column"])
+    expected = {s["num_classes"]: s["parameters"] / 1e6 for s in model_specs((3, 4))
+                if s["name"] == "fr" and s.get("detector_units") == 1}
+    assert df.loc[("FR", "smic_hs.params_m"), "ours_mean"] == pytest.approx(expected[3])
+    assert df.loc[("FR", "samm_4class.params_m"), "ours_mean"] == pytest.approx(expected[4])
+    assert df.loc[("FR", "samm_4class.params_m"), "paper"] == pytest.approx(11.4231)
+    assert df.loc[("Basic Inception", "casme2_4class.et_s"), "ours_mean"] == pytest.approx(1.5)
+    assert df.loc[("FR", "smic_hs.acc"), "ours_mean"] == pytest.approx(
+        _metrics(base / "smic_hs" / "fr-e1")["per_seed"]["0"]["composite"]["acc"])
+
+
+def test_table6_fig3_and_fig4_with_the_real_engine(tmp_path, synthetic_root, work):
+    """Tables and Fig. 3 from runs (fake engine); Fig. 4 trains two real models."""
+    opts = _options(tmp_path, synthetic_root, work, seeds="0", train_fn=FakeEngine())
+    rep = Reproducer(opts)
+    t6 = rep.reproduce("table6")
+    assert "(synthetic data)" in t6["md"].read_text().splitlines()[0]
+    f3 = rep.reproduce("fig3")
+    assert f3["png"].read_bytes()[:4] == b"\x89PNG"
+    f3_csv = pd.read_csv(f3["csv"])
+    fr = f3_csv[f3_csv["row"].str.startswith("FR: true")]
+    sums = fr.groupby("row")["ours_mean"].sum()
+    assert sums.to_numpy() == pytest.approx([100.0] * len(sums))  # rows are % of true class
+
+    f4 = rep.reproduce("fig4")
+    assert f4["png"].read_bytes()[:4] == b"\x89PNG"
+    run_dir = rep.fig4_dir()
+    info = json.loads((run_dir / "info.json").read_text())
+    emb = pd.read_csv(run_dir / "embedding.csv", dtype={"subject": str})
+    train_subjects = set(info["split"]["training_subject_ids"])
+    test_subjects = set(emb["dataset"] + "/" + emb["subject"])
+    assert train_subjects and test_subjects and not train_subjects & test_subjects
+    assert len(emb) == 2 * info["split"]["test_samples"]
+    assert set(emb["model"]) == {"basic_inception", "fr"}
+    assert info["models"]["fr"]["feature_dim"] == 1024  # FR's expression-refined feature
+    # a second call reuses the stored split, features and map
+    stamp = (run_dir / "embedding.csv").stat().st_mtime_ns
+    Reproducer(opts).reproduce("fig4")
+    assert (run_dir / "embedding.csv").stat().st_mtime_ns == stamp
+    # ... and refuses one made with other settings
+    with pytest.raises(ReproduceError, match="other data, seed or training"):
+        Reproducer(_options(tmp_path, synthetic_root, work, seeds="1")).fig4()
+
+
+def test_cli_renders_without_training(tmp_path, synthetic_root):
+    from mefr.cli import main
+
+    out = tmp_path / "out"
+    rc = main(["reproduce", "table6", "--data", "synthetic", "--no-train", "--results",
+               str(tmp_path / "results"), "--out", str(out), "--synthetic-dir",
+               str(synthetic_root), "--no-progress"])
+    assert rc == 0
+    md = (out / "table6.md").read_text()
+    assert "not yet run" in md and "0.7838" in md
+    assert sorted(p.suffix for p in out.iterdir()) == [".csv", ".md", ".tex"]
+
+
+def test_missing_flowset_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.delenv("MEFR_FLOWSET", raising=False)
+    monkeypatch.chdir(tmp_path)
+    rep = Reproducer(ReproduceOptions(results=tmp_path / "r", flowset=tmp_path / "nowhere"))
+    with pytest.raises(ReproduceError, match="--flowset PATH, or --data synthetic"):
+        rep.reproduce("table6")
+
+
+def test_committed_real_run_renders_with_its_hardware(tmp_path):
+    """Table 6 from a copy of the committed real-data FR run (metrics + config only)."""
+    src = REPO / "results" / "cde" / "fr"
+    if not (src / "metrics.json").is_file():
+        pytest.skip("no committed results/cde/fr run")
+    dst = tmp_path / "results" / "cde" / "fr"
+    dst.mkdir(parents=True)
+    for name in ("metrics.json", "config.yaml"):
+        shutil.copy(src / name, dst / name)
+    rep = Reproducer(ReproduceOptions(results=tmp_path / "results", train=False))
+    table = rep.table("table6")
+    want = json.loads((src / "metrics.json").read_text())
+    fr = next(r for r in table.rows if r.label == "FR")
+    assert fr.cells["composite.uf1"].values == (want["per_seed"]["0"]["composite"]["uf1"],)
+    assert not fr.cells["composite.uf1"].synthetic
+    assert "MEGC 2019 composite flow set" in table.title
+    bi = next(r for r in table.rows if r.label == "Basic Inception")
+    assert not bi.cells["composite.uf1"].measured
+
+
+@pytest.mark.skipif(not FLOWSET.is_dir(), reason="the composite flow set (../shared) is absent")
+def test_smic_hs_alone_on_the_real_flowset(tmp_path):
+    engine = FakeEngine()
+    rep = Reproducer(ReproduceOptions(results=tmp_path, flowset=FLOWSET, epochs=1,
+                                      progress=False, train_fn=engine))
+    out = rep.outcome(rep.ref("loso/smic_hs", "fr"))
+    jobs = engine.jobs()
+    assert len(jobs) == 16  # the 16 SMIC-HS subjects
+    assert sum(len(j.test_idx) for j, _ in jobs) == 164
+    for job, groups in jobs:
+        assert {g.split("/")[0] for g in groups[job.train_idx]} == {"smic_hs"}
+        assert not set(groups[job.test_idx]) & set(groups[job.train_idx])
+    assert out.metrics["databases"] == ["composite", "smic_hs"]
+    assert out.config["data"]["n"] == 442
