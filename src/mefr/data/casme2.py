@@ -17,17 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mefr.data.rawio import (
-    IssueLog,
-    check_row,
-    clip_frames,
-    find_annotation,
-    find_first,
-    finish_table,
-    locate_header,
-    read_sheets,
-    table_below_header,
-)
+from mefr.data.rawio import CodedDatabase, read_coded_database
 
 DATASET = "casme2"
 #: Annotation file names searched for when none is given (latest name wins).
@@ -52,6 +42,13 @@ def casme2_subject(value: object) -> str | None:
     return f"sub{int(m.group(1)):02d}" if m else None
 
 
+SPEC = CodedDatabase(
+    DATASET, ANNOTATION_PATTERNS, FRAME_DIRS, "CASME II frame folder",
+    REQUIRED_COLUMNS, OPTIONAL_COLUMNS,
+    casme2_subject,
+)
+
+
 def read_casme2(
     root: str | Path,
     annotation: str | Path | None = None,
@@ -70,48 +67,4 @@ def read_casme2(
     skipped or repaired under :data:`mefr.data.rawio.BAD_INPUT_RULES` with a
     :class:`~mefr.data.rawio.ReaderWarning` each (also in ``attrs["issues"]``).
     """
-    root = Path(root)
-    path = (
-        Path(annotation) if annotation is not None else find_annotation(root, ANNOTATION_PATTERNS)
-    )
-    frames_root = find_first(
-        [root / frames_dir] if frames_dir is not None else [root / d for d in FRAME_DIRS],
-        "CASME II frame folder",
-        "frames-root-not-found",
-    )
-    sheet, header = locate_header(read_sheets(path), path, ("Subject", "Filename"))
-    body = table_below_header(sheet, header, path, REQUIRED_COLUMNS, OPTIONAL_COLUMNS)
-    log = IssueLog(DATASET)
-    seen: set[tuple[str, str]] = set()
-    rows = []
-    for _, rec in body.iterrows():
-        ann = check_row(rec, casme2_subject(rec["subject"]), path, log, seen)
-        if ann is None:
-            continue
-        got = clip_frames(
-            frames_root / ann.subject / ann.clip,
-            ann.onset,
-            ann.offset,
-            (path, ann.row, ann.clip),
-            log,
-        )
-        if got is None:
-            continue
-        numbers, files = got
-        rows.append(
-            {
-                "dataset": DATASET,
-                "subject": ann.subject,
-                "clip": ann.clip,
-                "emotion": ann.emotion,
-                "onset": ann.onset,
-                "apex": ann.apex,
-                "offset": ann.offset,
-                "action_units": ann.action_units,
-                "frames": files,
-                "frame_numbers": numbers,
-                "source": path,
-                "row": ann.row,
-            }
-        )
-    return finish_table(rows, log)
+    return read_coded_database(SPEC, root, annotation, frames_dir)

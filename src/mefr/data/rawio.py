@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -526,3 +526,74 @@ def find_annotation(root: Path, patterns: Sequence[str]) -> Path:
             "pass annotation=... [annotation-not-found]"
         )
     return sorted(hits, key=lambda p: p.name)[-1]
+
+
+@dataclass(frozen=True)
+class CodedDatabase:
+    """What differs between readers of spreadsheet-coded databases (CASME II, SAMM)."""
+
+    dataset: str
+    annotation_patterns: tuple[str, ...]
+    frame_dirs: tuple[str, ...]
+    frames_label: str
+    required_columns: tuple[str, ...]
+    optional_columns: tuple[str, ...]
+    subject_of: Callable[[object], str | None]
+
+
+def read_coded_database(
+    spec: CodedDatabase,
+    root: str | Path,
+    annotation: str | Path | None = None,
+    frames_dir: str | Path | None = None,
+) -> pd.DataFrame:
+    """A coding spreadsheet + ``FRAMES/<subject>/<clip>/`` folders -> sample table.
+
+    The header row is found by content; each row is checked (:func:`check_row`) and its
+    frames onset..offset collected (:func:`clip_frames`); faulty rows are skipped or
+    repaired under :data:`BAD_INPUT_RULES`, each with a :class:`ReaderWarning`.
+    """
+    root = Path(root)
+    path = (
+        Path(annotation)
+        if annotation is not None
+        else find_annotation(root, spec.annotation_patterns)
+    )
+    frames_root = find_first(
+        [root / frames_dir] if frames_dir is not None else [root / d for d in spec.frame_dirs],
+        spec.frames_label,
+        "frames-root-not-found",
+    )
+    sheet, header = locate_header(read_sheets(path), path, ("Subject", "Filename"))
+    body = table_below_header(sheet, header, path, spec.required_columns,
+                              spec.optional_columns)
+    log = IssueLog(spec.dataset)
+    seen: set[tuple[str, str]] = set()
+    rows = []
+    for _, rec in body.iterrows():
+        ann = check_row(rec, spec.subject_of(rec["subject"]), path, log, seen)
+        if ann is None:
+            continue
+        got = clip_frames(frames_root / ann.subject / ann.clip, ann.onset, ann.offset,
+                          (path, ann.row, ann.clip), log)
+        if got is None:
+            continue
+        numbers, files = got
+        rows.append(
+            {
+                "dataset": spec.dataset,
+                "subject": ann.subject,
+                "clip": ann.clip,
+                "emotion": ann.emotion,
+                "onset": ann.onset,
+                "apex": ann.apex,
+                "offset": ann.offset,
+                "action_units": ann.action_units,
+                "frames": files,
+                "frame_numbers": numbers,
+                "source": path,
+                "row": ann.row,
+            }
+        )
+    return finish_table(rows, log)
+

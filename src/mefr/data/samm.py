@@ -17,17 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mefr.data.rawio import (
-    IssueLog,
-    check_row,
-    clip_frames,
-    find_annotation,
-    find_first,
-    finish_table,
-    locate_header,
-    read_sheets,
-    table_below_header,
-)
+from mefr.data.rawio import CodedDatabase, read_coded_database
 
 DATASET = "samm"
 ANNOTATION_PATTERNS: tuple[str, ...] = ("SAMM_Micro_FACS_Codes*.xlsx", "SAMM_Micro_FACS_Codes*.csv")
@@ -50,6 +40,13 @@ def samm_subject(value: object) -> str | None:
     return f"{int(m.group(1)):03d}" if m else None
 
 
+SPEC = CodedDatabase(
+    DATASET, ANNOTATION_PATTERNS, FRAME_DIRS, "SAMM frame folder",
+    REQUIRED_COLUMNS, OPTIONAL_COLUMNS,
+    samm_subject,
+)
+
+
 def read_samm(
     root: str | Path,
     annotation: str | Path | None = None,
@@ -66,48 +63,4 @@ def read_samm(
     Rows are in spreadsheet order; ``frames`` runs from onset to offset. Faulty rows are
     skipped or repaired under :data:`mefr.data.rawio.BAD_INPUT_RULES`.
     """
-    root = Path(root)
-    path = (
-        Path(annotation) if annotation is not None else find_annotation(root, ANNOTATION_PATTERNS)
-    )
-    frames_root = find_first(
-        [root / frames_dir] if frames_dir is not None else [root / d for d in FRAME_DIRS],
-        "SAMM frame folder",
-        "frames-root-not-found",
-    )
-    sheet, header = locate_header(read_sheets(path), path, ("Subject", "Filename"))
-    body = table_below_header(sheet, header, path, REQUIRED_COLUMNS, OPTIONAL_COLUMNS)
-    log = IssueLog(DATASET)
-    seen: set[tuple[str, str]] = set()
-    rows = []
-    for _, rec in body.iterrows():
-        ann = check_row(rec, samm_subject(rec["subject"]), path, log, seen)
-        if ann is None:
-            continue
-        got = clip_frames(
-            frames_root / ann.subject / ann.clip,
-            ann.onset,
-            ann.offset,
-            (path, ann.row, ann.clip),
-            log,
-        )
-        if got is None:
-            continue
-        numbers, files = got
-        rows.append(
-            {
-                "dataset": DATASET,
-                "subject": ann.subject,
-                "clip": ann.clip,
-                "emotion": ann.emotion,
-                "onset": ann.onset,
-                "apex": ann.apex,
-                "offset": ann.offset,
-                "action_units": ann.action_units,
-                "frames": files,
-                "frame_numbers": numbers,
-                "source": path,
-                "row": ann.row,
-            }
-        )
-    return finish_table(rows, log)
+    return read_coded_database(SPEC, root, annotation, frames_dir)
