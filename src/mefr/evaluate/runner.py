@@ -14,10 +14,11 @@ keeps everything on disk::
       table.md               Markdown table laid out like the paper's Table 2
       megc_log/seed<k>.txt   the MEGC 2019 log format
 
-A rerun skips the folds whose file exists (resume after an interruption), refuses a run
-directory made with a different configuration, and does nothing once the run is
-complete. A resumed run equals an uninterrupted one as far as the engine's results do
-not depend on which jobs train together (byte-identical on CPU; on a GPU the resumed
+A rerun skips the folds whose file exists (resume after an interruption), trains only
+the new seeds when more are asked for, refuses a run directory made with a different
+configuration, and does nothing once the run is complete. A resumed run equals an
+uninterrupted one as far as the engine's results do not depend on which jobs train
+together (byte-identical on CPU; on a GPU the resumed
 jobs train in other groups, hence other kernels, and may differ slightly).
 
 The model evaluated in a fold is the last-epoch one, or the one whose epoch was chosen
@@ -66,8 +67,7 @@ DISPLAY_NAMES: dict[str, str] = {
 }
 #: Display names of the metrics in table.md.
 METRIC_NAMES: dict[str, str] = {"acc": "Acc", "uf1": "UF1", "uar": "UAR"}
-#: The parts of config.yaml that must match for a run directory to be reused.
-#: Settings that must match to resume a run. Seeds are not among them: asking an
+#: The parts of config.yaml that must match to resume a run. Seeds are not among them: asking an
 #: existing run for more seeds trains only the new (seed, fold) jobs.
 COMPARED_KEYS: tuple[str, ...] = ("protocol", "train", "data")
 STD_DEFINITION = "sample standard deviation over seeds (ddof=1); null with a single seed"
