@@ -18,8 +18,8 @@ A rerun skips the folds whose file exists (resume after an interruption), trains
 the new seeds when more are asked for, refuses a run directory made with a different
 configuration, and does nothing once the run is complete. A resumed run equals an
 uninterrupted one as far as the engine's results do not depend on which jobs train
-together (byte-identical on CPU; on a GPU the resumed
-jobs train in other groups, hence other kernels, and may differ slightly).
+together (byte-identical on CPU; on a GPU the resumed jobs train in other groups, hence
+other kernels, and may differ slightly).
 
 The model evaluated in a fold is the last-epoch one, or the one whose epoch was chosen
 on an inner validation split of the *training* subjects: nothing ever looks at the test
