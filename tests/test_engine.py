@@ -92,8 +92,8 @@ def test_inner_validation_picks_an_epoch_without_the_test_fold():
                       select_epoch_by="inner_val")
     seen = []
     res = train_group(x[:, :2], y, jobs, cfg, 3, groups=groups, workers=1, progress=False,
-                      on_result=lambda k, p: seen.append(k))
-    assert sorted(seen) == sorted(j.key for j in jobs)
+                      on_result=lambda k, p, info: seen.append((k, info["seed"])))
+    assert sorted(seen) == sorted((j.key, res.info[j.key]["seed"]) for j in jobs)
     for j in jobs:
         assert 1 <= res.info[j.key]["evaluated_epoch"] <= 3
         assert res.info[j.key]["inner_val_rows"] > 0

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from mefr.cli import main
-from mefr.models.layers import GroupLinear, concat_groups, stateless_uniform
+from mefr.models.layers import GroupBatchNorm2d, GroupLinear, concat_groups, stateless_uniform
 from mefr.models.registry import MODELS, count_parameters, create_model
 
 # Counts derived by hand in shared/docs/architecture.md (all within 1% of Table 7).
@@ -104,6 +104,34 @@ def test_fr_attention_is_softmax_times_z():
         a = torch.softmax(z[0] @ w[:, k * 1024:(k + 1) * 1024] + b[0, k * 1024:(k + 1) * 1024], -1)
         torch.testing.assert_close(zk[0, :, k], a * z[0])
     torch.testing.assert_close(m.fuse(zk), zk.sum(2))
+
+
+def _reference_bn(x: torch.Tensor) -> tuple[torch.Tensor, torch.nn.BatchNorm2d]:
+    bn = torch.nn.BatchNorm2d(x.shape[1]).train()
+    return bn(x), bn
+
+
+@pytest.mark.parametrize("padded", [False, True])
+def test_group_batch_norm_matches_torch_per_model(padded):
+    """Packed (B, G*C) batch norm == one nn.BatchNorm2d per model on its real samples
+    (padding rows, weight 0, ignored), for the output and the running statistics."""
+    g, c, b = 3, 4, 6
+    torch.manual_seed(0)
+    x = torch.randn(g, b, c, 5, 5) * 2 + 1
+    w = torch.ones(g, b)
+    if padded:
+        w[1, 4:] = 0.0
+        w[2, 5:] = 0.0
+    bn = GroupBatchNorm2d(g, c).train()
+    packed = x.transpose(0, 1).reshape(b, g * c, 5, 5)
+    out = bn(packed, w if padded else None).reshape(b, g, c, 5, 5).transpose(0, 1)
+    for m in range(g):
+        real = w[m] > 0
+        ref, ref_bn = _reference_bn(x[m][real])
+        sl = slice(m * c, (m + 1) * c)
+        torch.testing.assert_close(out[m][real], ref, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(bn.running_mean[sl], ref_bn.running_mean)
+        torch.testing.assert_close(bn.running_var[sl], ref_bn.running_var)
 
 
 def test_concat_groups_interleaves_per_group():

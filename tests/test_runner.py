@@ -88,7 +88,7 @@ class FakeEngine:
             info[job.key] = {"evaluated_epoch": config.epochs}
             self.reported += 1
             if on_result is not None and self.use_callback:
-                on_result(job.key, p)
+                on_result(job.key, p, info[job.key])
         return SimpleNamespace(probs=probs, models=None, info=info)
 
 
@@ -178,6 +178,8 @@ def test_resume_after_interruption_equals_uninterrupted_run(tmp_path: Path) -> N
     done = sorted(p.relative_to(tmp_path / "resumed") for p in
                   (tmp_path / "resumed" / "folds").rglob("*.csv"))
     assert len(done) == 2
+    # what the engine said of each finished fold survives the interruption too
+    assert all((tmp_path / "resumed" / d).with_suffix(".json").is_file() for d in done)
     assert not (tmp_path / "resumed" / "metrics.json").exists()
     again = FakeEngine()
     res = _run(tmp_path / "resumed", engine=again)

@@ -36,9 +36,8 @@ if TYPE_CHECKING:
     from types import ModuleType
 
     from mefr.train.config import TrainConfig
-    from mefr.train.engine import GroupResult, Job
+    from mefr.train.engine import GroupResult, Job, OnResult
 
-OnResult = Callable[[str, np.ndarray], None]
 #: Names accepted by :func:`make_executor` (and ``mefr evaluate --executor``).
 EXECUTORS: tuple[str, ...] = ("local", "ray")
 RAY_MISSING = "the Ray executor needs Ray, which is not installed: pip install 'mefr[ray]'"
@@ -338,7 +337,7 @@ def _merge(result: GroupResult, part: GroupResult, chunk: list[Job],
         if result.models is not None and part.models and job.key in part.models:
             result.models[job.key] = part.models[job.key]
         if on_result is not None:
-            on_result(job.key, part.probs[job.key])
+            on_result(job.key, part.probs[job.key], part.info.get(job.key, {}))
 
 
 def _failure_message(failed: Mapping[str, str], retries: int) -> str:

@@ -568,8 +568,11 @@ def _train_missing(
         jobs = todo[start : start + size]
         done: set[str] = set()
 
-        def on_result(key: str, probs: np.ndarray, _done: set[str] = done) -> None:
+        def on_result(key: str, probs: np.ndarray, info: dict[str, Any] | None = None,
+                      _done: set[str] = done) -> None:
             write(key, probs)
+            if info:  # written with the fold, so an interrupted run keeps it
+                write_info(key, info)
             _done.add(key)
 
         result = train_fn(

@@ -160,7 +160,9 @@ class GroupBatchNorm2d(nn.Module):
     Statistics are per (group, channel), as separate BatchNorm2d layers would compute
     them. ``sample_weight`` ``(G, B)`` (0 for padding, 1 for real samples) keeps padded
     samples of a partial batch out of the statistics, so that a model trained in a
-    group sees exactly the statistics it would see alone.
+    group sees exactly the statistics it would see alone. Without ``sample_weight``
+    (a batch with no padding) it is ``F.batch_norm``: biased variance to normalise,
+    unbiased variance in the running estimate.
     """
 
     def __init__(self, num_models: int, channels_per_model: int, eps: float = 1e-5,
@@ -188,12 +190,13 @@ class GroupBatchNorm2d(nn.Module):
         if not self.training:
             return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
                                 False, 0.0, self.eps)
+        if sample_weight is None:  # every sample real: the fused kernel, same statistics
+            return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                                True, self.momentum, self.eps)
         b, c, h, w = x.shape
-        if sample_weight is None:
-            wts = torch.ones(b, c, 1, 1, dtype=x.dtype, device=x.device)
-        else:  # (G, B) -> (B, G * C, 1, 1)
-            wts = sample_weight.t().repeat_interleave(self.channels_per_model, dim=1)
-            wts = wts.to(x.dtype).view(b, c, 1, 1)
+        # (G, B) -> (B, G * C, 1, 1)
+        wts = sample_weight.t().repeat_interleave(self.channels_per_model, dim=1)
+        wts = wts.to(x.dtype).view(b, c, 1, 1)
         count = wts.sum(dim=0, keepdim=True) * (h * w)  # (1, C, 1, 1)
         mean = (x * wts).sum(dim=(0, 2, 3), keepdim=True) / count
         var = (((x - mean) ** 2) * wts).sum(dim=(0, 2, 3), keepdim=True) / count

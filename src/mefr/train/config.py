@@ -85,12 +85,30 @@ class TrainConfig:
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"unknown training settings {unknown}; known: {sorted(known)}")
-        d = dict(d)
+        d = {k: _coerce(k, v) for k, v in d.items()}
         if "channels" in d:
             d["channels"] = tuple(d["channels"])
         if "betas" in d:
             d["betas"] = tuple(d["betas"])
         return cls(**d)
+
+
+_FLOATS = ("lr", "momentum", "eps", "weight_decay", "lam", "inner_val_fraction", "dropout")
+_INTS = ("batch_size", "epochs")
+
+
+def _coerce(key: str, value: Any) -> Any:
+    """Numbers written as YAML 1.1 reads them not (``1e-3`` is a string there)."""
+    kind = float if key in _FLOATS else int if key in _INTS else None
+    if kind is None or isinstance(value, bool):
+        return value
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{key} must be a number, got {value!r}") from None
+    if kind is int and number != float(value):
+        raise ValueError(f"{key} must be a whole number, got {value!r}")
+    return number
 
 
 #: Named presets. ``paper_cde`` and ``paper_single`` are Section 6 of the paper read
@@ -120,7 +138,13 @@ def resolve_config(
     file: str | Path | None = None,
     overrides: list[str] | dict[str, Any] | None = None,
 ) -> TrainConfig:
-    """Preset, then YAML file, then overrides -> a validated :class:`TrainConfig`."""
+    """Preset, then YAML file, then overrides -> a validated :class:`TrainConfig`.
+
+    When no source sets ``channels``, the network's own inputs are used (STSTNet reads
+    ``u, v, strain``; the others ``u, v``), so ``--model ststnet`` just works.
+    """
+    from mefr.models.registry import model_entry
+
     d: dict[str, Any] = {}
     if preset:
         if preset not in PRESETS:
@@ -135,4 +159,6 @@ def resolve_config(
         items = overrides.items() if isinstance(overrides, dict) else map(parse_override, overrides)
         for k, v in items:
             d[k] = v
+    if "channels" not in d:
+        d["channels"] = list(model_entry(d.get("model", TrainConfig.model)).channels)
     return TrainConfig.from_dict(d)

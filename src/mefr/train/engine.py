@@ -44,6 +44,10 @@ from mefr.models.registry import create_model
 from mefr.train.config import TrainConfig
 from mefr.train.losses import fr_loss
 
+#: ``on_result(key, probs, info)``: a job's test probabilities and what the engine
+#: reports about it (seed, seconds, evaluated epoch, ...), as soon as it is trained.
+OnResult = Callable[[str, np.ndarray, dict[str, Any]], None]
+
 
 @dataclass(frozen=True)
 class Job:
@@ -180,7 +184,7 @@ def train_group(
     num_classes: int,
     groups: np.ndarray | None = None,
     device: str = "auto",
-    on_result: Callable[[str, np.ndarray], None] | None = None,
+    on_result: OnResult | None = None,
     progress: bool = True,
     return_models: bool = False,
     max_models: int | None = None,
@@ -196,7 +200,8 @@ def train_group(
     jobs : the models to train (see :class:`Job`).
     groups : the LOSO group of each row; needed for ``select_epoch_by="inner_val"``.
     device : ``auto``, ``cpu``, ``cuda``.
-    on_result : called with ``(key, probs)`` as soon as a job's group has finished.
+    on_result : called with ``(key, probs, info)`` as soon as a job's group has finished
+        (``info``: what :attr:`GroupResult.info` holds for the job).
     return_models : keep the trained single models (``GroupResult.models``).
     max_models : models per group (default: as many as fit, see
         :func:`default_max_models`).
@@ -279,7 +284,7 @@ def train_group(
                     single = model.extract(gi).eval()
                     result.models[key] = single.cpu()  # type: ignore[index]
                 if on_result is not None:
-                    on_result(key, probs[gi])
+                    on_result(key, probs[gi], result.info[key])
             del model
     finally:
         bar.close()
@@ -307,7 +312,7 @@ def _train_one_in_worker(job: Job, config: TrainConfig, num_classes: int, return
 
 def _train_in_processes(x: np.ndarray, y: np.ndarray, jobs: list[Job], config: TrainConfig,
                         num_classes: int, groups: np.ndarray | None,
-                        on_result: Callable[[str, np.ndarray], None] | None, progress: bool,
+                        on_result: OnResult | None, progress: bool,
                         return_models: bool, n_workers: int) -> GroupResult:
     """One job per task on a pool of spawned CPU processes; results stream back."""
     import multiprocessing as mp
@@ -333,7 +338,7 @@ def _train_in_processes(x: np.ndarray, y: np.ndarray, jobs: list[Job], config: T
                     model.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
                     result.models[key] = model.eval()  # type: ignore[index]
                 if on_result is not None:
-                    on_result(key, probs)
+                    on_result(key, probs, info)
                 bar.update(config.epochs)
     finally:
         bar.close()
@@ -459,7 +464,8 @@ def _train_chunk(
             sl = slice(s * b, (s + 1) * b)
             bi, bw = idx_t[:, sl], w_t[:, sl]
             model.set_noise(noise, epoch * steps + s)
-            out = model(x_dev[bi], bw)
+            # a batch without padding needs no per-sample weights (fused batch norm)
+            out = model(x_dev[bi], None if w[:, sl].all() else bw)
             loss = fr_loss(out, y_dev[bi], bw, config.lam, cw)
             opt.zero_grad(set_to_none=True)
             loss.sum().backward()
