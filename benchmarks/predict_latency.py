@@ -29,7 +29,6 @@ import argparse
 import datetime as dt
 import os
 import platform
-import shlex
 import statistics
 import sys
 import tempfile
@@ -42,6 +41,7 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
+from _common import command_line, cpu_model, emit
 
 from mefr.data import read_database, write_synthetic_databases
 from mefr.predict import Predictor, folder_frames, load_training_data, train_model
@@ -50,17 +50,6 @@ from mefr.preprocess.face import DETECT_MAX_SIDE, as_grey, crop, face_box, read_
 from mefr.preprocess.flow import compute_flow
 from mefr.preprocess.pipeline import PreprocessSettings, available_cores
 from mefr.train.config import resolve_config
-
-
-def cpu_model() -> str:
-    """The CPU model name (``/proc/cpuinfo`` on Linux, else ``platform.processor()``)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def timed(fn: Callable[[], Any], repeats: int) -> tuple[list[float], Any]:
@@ -159,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         n_frames = len(folder_frames(folder))
         rows = stage_times(predictor, folder, args.repeats, Path(tmp))
         read_database("casme2", roots["casme2"])  # the database is still readable (sanity)
-    command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *sys.argv[1:]])
+    command = command_line()
     lines = [
         "# Predict latency, one clip (CPU)",
         "",
@@ -183,11 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, med, lo, hi in rows:
         extra = ("| - | - |" if np.isnan(lo) else f"| {1e3 * lo:.1f} | {1e3 * hi:.1f} |")
         lines.append(f"| {name} | {1e3 * med:.1f} {extra}")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
+    emit("\n".join(lines), args.out)
     return 0
 
 

@@ -21,7 +21,6 @@ import argparse
 import datetime as dt
 import os
 import platform
-import shlex
 import sys
 import tempfile
 import time
@@ -29,20 +28,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from _common import command_line, cpu_model, emit
 
 from mefr.data import read_database, write_synthetic_databases
 from mefr.preprocess.pipeline import PreprocessSettings, available_cores, build_features
-
-
-def cpu_model() -> str:
-    """The CPU model name (``/proc/cpuinfo`` on Linux, else ``platform.processor()``)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def time_build(table, settings: PreprocessSettings, workers: int) -> float:
@@ -89,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
             for w in args.workers:
                 sec = time_build(table, settings, w)
                 rows.append((policy, w, len(table), sec, len(table) / sec))
-    command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *sys.argv[1:]])
+    command = command_line()
     lines = [
         "# Preprocessing throughput (CPU)",
         "",
@@ -110,11 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         "|---|---:|---:|---:|---:|",
     ]
     lines += [f"| {p} | {w} | {n} | {s:.1f} | {r:.2f} |" for p, w, n, s, r in rows]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
+    emit("\n".join(lines), args.out)
     return 0
 
 

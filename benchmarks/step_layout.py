@@ -17,10 +17,9 @@ import sys
 import time
 
 import torch
+from _common import group_train_step
 
-from mefr.models.registry import create_model
 from mefr.train.engine import resolve_device
-from mefr.train.losses import fr_loss
 
 
 def time_steps(model_name: str, g: int, channels_last: bool, device: torch.device,
@@ -29,18 +28,7 @@ def time_steps(model_name: str, g: int, channels_last: bool, device: torch.devic
     torch.backends.cudnn.benchmark = True
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
-    model = create_model(model_name, 3, g, channels_last=channels_last).to(device)
-    model.init_models(list(range(g)))
-    opt = torch.optim.Adam(model.parameters(), lr=1e-4, fused=True)
-    x = torch.rand(g, batch, 2, 28, 28, device=device)
-    y = torch.randint(0, 3, (g, batch), device=device)
-    w = torch.ones(g, batch, device=device)
-
-    def step() -> None:
-        loss = fr_loss(model(x, w), y, w).sum()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+    step = group_train_step(model_name, g, device, batch, channels_last=channels_last)
 
     for _ in range(3):
         step()

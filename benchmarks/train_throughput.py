@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import platform
 import sys
 import time
 from pathlib import Path
@@ -32,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from _common import emit, group_train_step, hardware
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -148,18 +148,7 @@ def profile_steps(model_name: str, g: int, device: torch.device, steps: int = 3)
     """torch.profiler table of a few training steps of a group of ``g`` models."""
     from torch.profiler import ProfilerActivity, profile
 
-    m = create_model(model_name, 3, g).to(device)
-    m.init_models(list(range(g)))
-    opt = torch.optim.Adam(m.parameters(), lr=1e-4, fused=True)
-    x = torch.rand(g, 32, 2, 28, 28, device=device)
-    y = torch.randint(0, 3, (g, 32), device=device)
-    w = torch.ones(g, 32, device=device)
-
-    def step() -> None:
-        loss = fr_loss(m(x, w), y, w).sum()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+    step = group_train_step(model_name, g, device)
 
     for _ in range(2):
         step()
@@ -171,24 +160,6 @@ def profile_steps(model_name: str, g: int, device: torch.device, steps: int = 3)
             torch.cuda.synchronize()
     key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
     return prof.key_averages().table(sort_by=key, row_limit=15)
-
-
-def hardware(device: torch.device) -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import os
-
-    desc = f"CPU: {cpu}, {os.cpu_count()} cores"
-    if device.type == "cuda":
-        p = torch.cuda.get_device_properties(device)
-        desc += f"; GPU: {p.name}, {p.total_memory / 2**30:.0f} GiB"
-    return desc + f"; torch {torch.__version__}; Python {sys.version.split()[0]}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -269,11 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.profile:
         lines += ["", f"Profile of 3 training steps, {args.profile} models in one group:", "",
                   "```", profile_steps(args.model, args.profile, dev), "```"]
-    text = "\n".join(lines)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    emit("\n".join(lines), args.out)
     return 0
 
 
