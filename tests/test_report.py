@@ -20,6 +20,7 @@ from mefr.report.tables import (
     average_cell,
     cell_from_metrics,
     describe_environment,
+    difference_cell,
     latex_escape,
     to_csv,
     to_latex,
@@ -177,6 +178,20 @@ def test_average_cell_is_per_seed_mean_over_common_seeds():
     assert avg.values == pytest.approx((0.4, 0.6))
     assert avg.synthetic and avg.paper == 0.5
     assert not average_cell([a, Cell()]).measured
+
+
+def test_difference_cell_pairs_seeds():
+    fr = Cell(values=(0.70, 0.74, 0.69), seeds=(0, 1, 2), paper=0.7838)
+    basic = Cell(values=(0.68, 0.75, 0.60), seeds=(0, 2, 3), paper=0.7360)
+    d = difference_cell(fr, basic)
+    assert d.seeds == (0, 2)  # seed 1 and 3 have no partner
+    assert d.values == pytest.approx((0.70 - 0.68, 0.69 - 0.75))
+    assert d.mean == pytest.approx(-0.02)
+    assert d.std == pytest.approx(np.std([0.02, -0.06], ddof=1))
+    assert d.paper == pytest.approx(0.0478)
+    assert not difference_cell(fr, Cell(paper=0.7)).measured
+    assert difference_cell(fr, Cell(paper=0.7)).paper == pytest.approx(0.0838)
+    assert difference_cell(fr, Cell(values=(0.5,), seeds=(9,))).status == "no common seed"
 
 
 def test_markdown_has_ours_beside_paper_with_the_right_numbers():

@@ -184,6 +184,13 @@ def test_table6_fig3_and_fig4_with_the_real_engine(tmp_path, synthetic_root, wor
     rep = Reproducer(opts)
     t6 = rep.reproduce("table6")
     assert "(synthetic data)" in t6["md"].read_text().splitlines()[0]
+    table = rep.table("table6")
+    basic, fr, diff = table.rows
+    assert diff.label == "FR minus Basic Inception"
+    cell = diff.cells["composite.uf1"]
+    want = fr.cells["composite.uf1"].values[0] - basic.cells["composite.uf1"].values[0]
+    assert cell.seeds == (0,) and cell.values == pytest.approx((want,))
+    assert cell.paper == pytest.approx(0.7838 - 0.7360)
     f3 = rep.reproduce("fig3")
     assert f3["png"].read_bytes()[:4] == b"\x89PNG"
     f3_csv = pd.read_csv(f3["csv"])

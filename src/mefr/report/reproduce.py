@@ -68,6 +68,7 @@ from mefr.report.tables import (
     average_cell,
     cell_from_metrics,
     describe_environment,
+    difference_cell,
     write_table,
 )
 from mefr.train.config import PRESETS, TrainConfig, resolve_config
@@ -187,6 +188,8 @@ class TableSpec:
     columns: tuple[ColumnSpec, ...]
     rows: tuple[RowSpec, ...]
     notes: tuple[str, ...] = ()
+    #: (label of row A, label of row B): a row "A - B" of per-seed paired differences
+    differences: tuple[tuple[str, str], ...] = ()
 
 
 def _db_cols(dbs: Sequence[str], metrics: Sequence[str]) -> tuple[ColumnSpec, ...]:
@@ -220,6 +223,10 @@ _DUAL_NOTE = ("Dual-Inception needs onset->middle-frame flow, which the composit
               "(onset->apex) lacks: with --data real it runs on synthetic databases, beside "
               "a Basic Inception on the same synthetic data (the row marked 'same data as "
               "Dual-Inception').")
+DIFFERENCE_NOTE = ("'A minus B' rows: per seed, A's score minus B's on the seeds both runs "
+                   "have (both trained from the same seeds on the same folds), then mean ± "
+                   "std of those differences; paper = the difference of the published "
+                   "values.")
 _CDMER_NOTE = ("mefr's CDMER trains on all of the source database and tests on all of the "
                "target (Table 10); the paper's Table 11 mentions five-fold cross validation. "
                "SMIC-VIS/NIR and CASME II with CDMER labels are not in the composite flow "
@@ -241,6 +248,7 @@ TABLE_SPECS: dict[str, TableSpec] = {
         ),
         ("(a) backbone: Dual-Inception vs Basic Inception; (b) strategy: FR-fc vs FR; "
          "(c) fusion: FR-concatenated vs FR.", _DUAL_NOTE),
+        differences=(("FR", "Basic Inception"), ("FR", "FR-fc"), ("FR", "FR-concatenated")),
     ),
     "table2": TableSpec(
         "table2", "CDE protocol, composite and per-database UF1 / UAR",
@@ -256,6 +264,7 @@ TABLE_SPECS: dict[str, TableSpec] = {
         ),
         ("Per-database scores are the pooled CDE predictions restricted to that database.",
          "Rows without a network in mefr are the paper's numbers only.", _DUAL_NOTE),
+        differences=(("FR", "STSTNet"),),
     ),
     "table3": TableSpec("table3", "CDMER Type-I tasks, UF1 / Acc", _cdmer_cols(range(1, 7)),
                         (RowSpec("FR", "fr", "FR"),), (_CDMER_NOTE,)),
@@ -281,6 +290,7 @@ TABLE_SPECS: dict[str, TableSpec] = {
         _db_cols([COMPOSITE], ["uf1", "uar"]),
         (RowSpec("Basic Inception", "basic_inception", "Basic Inception", "cde"),
          RowSpec("FR", "fr", "FR", "cde")),
+        differences=(("FR", "Basic Inception"),),
     ),
     "table7": TableSpec(
         "table7", "accuracy, parameters and execution time, single databases",
@@ -758,10 +768,28 @@ class Reproducer:
             seen.append(key)
             used += refs
             rows.append(Row(r.label, cells, note=r.note))
+        rows += self._difference_rows(spec, rows)
         columns = tuple(Column(c.key, c.header) for c in spec.columns)
         notes = self._notes(list(dict.fromkeys(used))) + list(spec.notes)
+        if spec.differences:
+            notes.append(DIFFERENCE_NOTE)
         title = f"{paper.reference} of the paper: {spec.title}, ours vs paper"
         return ReportTable(name, self._titled(title, used), columns, tuple(rows), tuple(notes))
+
+    @staticmethod
+    def _difference_rows(spec: TableSpec, rows: Sequence[Row]) -> list[Row]:
+        by_label: dict[str, Row] = {}
+        for r in rows:
+            by_label.setdefault(r.label, r)  # the first row of a label (not its control)
+        out = []
+        for a, b in spec.differences:
+            if a not in by_label or b not in by_label:
+                raise ReproduceError(f"{spec.name}: no row {a!r} or {b!r} to compare")
+            ra, rb = by_label[a], by_label[b]
+            cells = {k: difference_cell(ra.cells[k], rb.cells[k])
+                     for k in ra.cells if k in rb.cells}
+            out.append(Row(f"{a} minus {b}", cells, note="paired by seed"))
+        return out
 
     def _titled(self, title: str, refs: Sequence[RunRef]) -> str:
         """Append ``[data; hardware]`` to a title."""

@@ -182,6 +182,22 @@ def cell_from_metrics(
     return Cell(values=values, seeds=seeds, paper=paper, synthetic=synthetic, run_dir=run_dir)
 
 
+def difference_cell(a: Cell, b: Cell) -> Cell:
+    """``a - b`` paired by seed, over the seeds both have (a model against its control
+    trained from the same seeds); the paper's difference where both numbers are
+    published; empty unless both cells are measured per seed."""
+    paper = a.paper - b.paper if a.paper is not None and b.paper is not None else None
+    if not (a.measured and b.measured) or a.exact or b.exact:
+        return Cell(paper=paper, status=NOT_RUN)
+    pa = dict(zip(a.seeds, a.values, strict=True))
+    pb = dict(zip(b.seeds, b.values, strict=True))
+    common = sorted(set(pa) & set(pb))
+    if not common:
+        return Cell(paper=paper, status="no common seed")
+    return Cell(values=tuple(pa[s] - pb[s] for s in common), seeds=tuple(common), paper=paper,
+                synthetic=a.synthetic or b.synthetic)
+
+
 def average_cell(cells: Sequence[Cell], paper: float | None = None) -> Cell:
     """The mean over ``cells`` per seed (the seeds all of them have), e.g. Table 3's
     "Average" column; empty (:data:`NOT_RUN`) unless every cell is measured."""
