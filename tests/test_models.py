@@ -93,6 +93,34 @@ def test_glorot_uniform_bounds_and_zero_bias():
     assert torch.count_nonzero(layer.bias[0]) == 0
 
 
+def test_torch_default_init_bounds_for_weights_and_biases():
+    layer = GroupLinear(1, 400, 3)
+    layer.init_model(0, torch.Generator().manual_seed(0), scheme="torch")
+    lim = 1 / 400**0.5
+    assert layer.weight.abs().max() <= lim and layer.weight.abs().max() > 0.95 * lim
+    assert layer.bias.abs().max() <= lim and torch.count_nonzero(layer.bias) == 3
+    with pytest.raises(ValueError, match="unknown initialisation"):
+        layer.init_model(0, torch.Generator(), scheme="he")
+
+
+def test_ststnet_follows_its_reference_code():
+    """1,683 parameters as the authors' PyTorch STSTNet; PyTorch-default init (conv
+    bound 1/sqrt(27)); dropout on the 10x10 pooled maps *before* the 2x2 average-pool,
+    so a pooled value is zero only when all four of its inputs are dropped."""
+    m = create_model("ststnet", 3)
+    assert count_parameters(m) == 3 * 28 + 5 * 28 + 8 * 28 + 2 * 16 + 400 * 3 + 3
+    m.init_models([0])
+    conv = m.convs[2]
+    assert conv.weight.abs().max() <= 1 / 27**0.5 and torch.count_nonzero(conv.bias) == 8
+    m.train()
+    m.set_noise(torch.tensor([3]), 0)
+    shared = m(torch.rand(64, 3, 28, 28)).shared
+    zero = (shared == 0).float().mean().item()
+    assert 0.03 < zero < 0.12  # about 0.5 ** 4; dropout after pooling would give ~0.5
+    m.eval()
+    assert (m(torch.rand(64, 3, 28, 28)).shared == 0).float().mean().item() < 0.01
+
+
 def test_fr_attention_is_softmax_times_z():
     """Eqs. (2)-(3): z_k* = softmax(W_k z + b_k) * z, and Eq. (6) sums them."""
     m = create_model("fr", 3)

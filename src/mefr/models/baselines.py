@@ -8,8 +8,11 @@ with the same group-aware layers as FR, so they train in the same engine.
   ``Dense 1024 -> Dense 1024 -> Dense K`` (ReLU between).
 * :class:`STSTNet` (Liong et al., 2019): the three-channel input (u, v, optical
   strain) read by three parallel ``Conv 3x3`` layers of 3, 5 and 8 filters (ReLU,
-  batch normalisation, 3x3 max-pool with stride 3, 2x2 average-pool), concatenated
-  (16 x 5 x 5 = 400 values for 28x28 inputs) and one ``Dense 400 -> K``.
+  batch normalisation, 3x3 max-pool with stride 3, dropout), concatenated, 2x2
+  average-pool (16 x 5 x 5 = 400 values for 28x28 inputs) and one ``Dense 400 -> K``.
+  Where the paper is silent, the authors' public PyTorch code decides: convolution
+  padding 2 (30x30 maps), dropout 0.5 on each stream after the max-pool, and
+  PyTorch's default initialisation instead of Glorot's.
 """
 
 from __future__ import annotations
@@ -90,17 +93,18 @@ class STSTNet(GroupNet):
         self.filters = tuple(filters)
         self.dropout = dropout
         self.convs = torch.nn.ModuleList(
-            GroupConv2d(num_models, in_channels, f, 3) for f in self.filters
+            GroupConv2d(num_models, in_channels, f, 3, padding=2) for f in self.filters
         )
         self.norms = torch.nn.ModuleList(GroupBatchNorm2d(num_models, f) for f in self.filters)
-        side = -(-input_size // 3) // 2  # max-pool 3/3 ('same'), then avg-pool 2/2
-        self.head = GroupLinear(num_models, sum(self.filters) * side * side, num_classes)
+        conv_side = input_size + 2  # 3x3 kernel, padding 2
+        pooled = (conv_side + 2 - 3) // 3 + 1  # max-pool 3, stride 3, padding 1
+        self.head = GroupLinear(num_models, sum(self.filters) * (pooled // 2) ** 2, num_classes)
 
     def init_model(self, g: int, generator: torch.Generator) -> None:
         for conv, norm in zip(self.convs, self.norms, strict=True):
-            conv.init_group(g, generator)
+            conv.init_group(g, generator, scheme="torch")
             norm.init_group(g, generator)
-        self.head.init_model(g, generator)
+        self.head.init_model(g, generator, scheme="torch")
 
     def forward_group(self, x: torch.Tensor, sample_weight: torch.Tensor | None) -> ModelOutput:
         g = self.num_models
@@ -110,10 +114,13 @@ class STSTNet(GroupNet):
         for conv, norm, f in zip(self.convs, self.norms, self.filters, strict=True):
             h = norm(F.relu(conv(packed)), sample_weight)
             h = F.max_pool2d(h, 3, stride=3, padding=1)
-            h = F.avg_pool2d(h, 2)
             streams.append(h.view(b, g, f, *h.shape[-2:]))
-        h = torch.cat(streams, dim=2).view(b, g * sum(self.filters), *streams[0].shape[-2:])
-        shared = unpack_flat(h, g)
-        h = group_dropout(shared, self.dropout, self._noise_seeds, self._noise_counter,
-                          self.training)
-        return ModelOutput(self.head(h), None, shared, None)
+        side = streams[0].shape[-1]
+        h = torch.cat(streams, dim=2)  # (B, G, 16, side, side)
+        # dropout on every stream's pooled map (one mask over the concatenation: the
+        # same independent per-element draws as one dropout layer per stream)
+        h = group_dropout(h.transpose(0, 1).reshape(g, b, -1), self.dropout,
+                          self._noise_seeds, self._noise_counter, self.training)
+        h = pack(h.view(g, b, sum(self.filters), side, side))
+        shared = unpack_flat(F.avg_pool2d(h, 2), g)
+        return ModelOutput(self.head(shared), None, shared, None)

@@ -32,6 +32,35 @@ def glorot_limit(fan_in: int, fan_out: int) -> float:
     return math.sqrt(6.0 / (fan_in + fan_out))
 
 
+def torch_default_limit(fan_in: int) -> float:
+    """Bound of PyTorch's default ``Linear`` / ``Conv2d`` initialisation (Kaiming-uniform
+    with a = sqrt(5) for weights, the same bound for biases): 1 / sqrt(fan_in)."""
+    return 1.0 / math.sqrt(fan_in)
+
+
+#: Initialisation schemes of the group layers: ``glorot`` (Keras: Glorot-uniform
+#: weights, zero biases) and ``torch`` (PyTorch's defaults, for networks whose
+#: reference code is PyTorch).
+INIT_SCHEMES = ("glorot", "torch")
+
+
+def _uniform_(t: torch.Tensor, limit: float, generator: torch.Generator) -> None:
+    t.copy_(torch.rand(t.shape, generator=generator, device=t.device) * (2 * limit) - limit)
+
+
+def _init_weight_bias(w: torch.Tensor, b: torch.Tensor, fan_in: int, fan_out: int,
+                      scheme: str, generator: torch.Generator) -> None:
+    with torch.no_grad():
+        if scheme == "glorot":
+            _uniform_(w, glorot_limit(fan_in, fan_out), generator)
+            b.zero_()
+        elif scheme == "torch":
+            _uniform_(w, torch_default_limit(fan_in), generator)
+            _uniform_(b, torch_default_limit(fan_in), generator)
+        else:
+            raise ValueError(f"unknown initialisation {scheme!r}; known: {INIT_SCHEMES}")
+
+
 class GroupLinear(nn.Module):
     """``num_models`` independent dense layers ``in_features -> out_features``.
 
@@ -46,13 +75,10 @@ class GroupLinear(nn.Module):
         self.weight = nn.Parameter(torch.empty(num_models, in_features, out_features))
         self.bias = nn.Parameter(torch.zeros(num_models, 1, out_features))
 
-    def init_model(self, g: int, generator: torch.Generator) -> None:
-        """Glorot-uniform weights and zero biases for model ``g``."""
-        lim = glorot_limit(self.in_features, self.out_features)
-        with torch.no_grad():
-            w = self.weight[g]
-            w.copy_(torch.rand(w.shape, generator=generator, device=w.device) * (2 * lim) - lim)
-            self.bias[g].zero_()
+    def init_model(self, g: int, generator: torch.Generator, scheme: str = "glorot") -> None:
+        """Initialise model ``g`` (``scheme``: see :data:`INIT_SCHEMES`)."""
+        _init_weight_bias(self.weight[g], self.bias[g], self.in_features, self.out_features,
+                          scheme, generator)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.baddbmm(self.bias, x, self.weight)
@@ -89,15 +115,13 @@ class GroupConv2d(nn.Module):
         )
         self.bias = nn.Parameter(torch.zeros(num_groups * out_channels))
 
-    def init_group(self, group: int, generator: torch.Generator) -> None:
-        """Glorot-uniform weights, zero biases for convolution group ``group``."""
+    def init_group(self, group: int, generator: torch.Generator, scheme: str = "glorot"
+                   ) -> None:
+        """Initialise convolution group ``group`` (``scheme``: see :data:`INIT_SCHEMES`)."""
         k2 = self.kernel_size * self.kernel_size
-        lim = glorot_limit(self.in_channels * k2, self.init_fan_out)
         sl = slice(group * self.out_channels, (group + 1) * self.out_channels)
-        with torch.no_grad():
-            w = self.weight[sl]
-            w.copy_(torch.rand(w.shape, generator=generator, device=w.device) * (2 * lim) - lim)
-            self.bias[sl].zero_()
+        _init_weight_bias(self.weight[sl], self.bias[sl], self.in_channels * k2,
+                          self.init_fan_out, scheme, generator)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.conv2d(x, self.weight, self.bias, padding=self.padding, groups=self.num_groups)
