@@ -322,10 +322,11 @@ def test_parse_source():
 
 def test_training_checks_channels(trained):
     _, data = trained
-    config = resolve_config("fast", None, {"model": "ststnet", "epochs": 1})
+    config = resolve_config("fast", None, {"model": "ststnet", "channels": ["u", "v"]})
     with pytest.raises(ValueError, match="reads 3 channels"):
         train_model(data, config, device="cpu", progress=False)
-    config = resolve_config("fast", None, {"model": "ststnet", "channels": ["u", "v", "strain"]})
+    config = resolve_config("fast", None, {"model": "ststnet"})  # its own u, v, strain
+    assert config.channels == ("u", "v", "strain")
     with pytest.raises(ValueError, match="--strain"):
         train_model(data, config, device="cpu", progress=False)
 
