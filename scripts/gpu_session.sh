@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One GPU session: throughput benchmark, then real-data runs in priority order, each
-# resumable and packed into $OUT as soon as it ends. From the repository root:
+# resumable (a committed run directory under results/ is copied first and extended)
+# and packed into $OUT as soon as it ends. From the repository root:
 #   FLOWSET=.devdata/megc2019-cde-flow OUT=/tmp/out bash scripts/gpu_session.sh
 # Environment: FLOWSET, OUT, BUDGET (seconds for the whole script, default 540),
 # EPOCHS (default 100), SEEDS (default 0-9), DEVICE (default cuda), PEAK_TFLOPS
@@ -27,9 +28,11 @@ timeout 90 python3 benchmarks/train_throughput.py --device "$DEVICE" --seeds "$B
   --epochs 1 --naive-jobs 1 --naive-epochs 1 --peak-tflops "$PEAK" --profile 136 \
   --out "$OUT/train_throughput_$DEVICE.md" ${BENCH_ARGS:-}
 
-run() {  # run NAME MIN_SECONDS_LEFT ARGS...
-  local name=$1 need=$2; shift 2
+run() {  # run NAME COMMITTED_RUN_DIR MIN_SECONDS_LEFT ARGS...
+  local name=$1 committed=$2 need=$3; shift 3
   if [ "$(left)" -lt "$need" ]; then log "skip $name: $(left)s left < $need"; return; fi
+  # resume the committed run: its finished seeds and folds are not trained again
+  [ -d "$committed" ] && [ ! -d "$OUT/runs/$name" ] && cp -r "$committed" "$OUT/runs/$name"
   log "start $name"
   timeout "$(left)" python3 -m mefr.cli evaluate --features "flowset:$FLOWSET" \
     --seeds "$SEEDS" --device "$DEVICE" --run-dir "$OUT/runs/$name" --no-progress \
@@ -37,10 +40,13 @@ run() {  # run NAME MIN_SECONDS_LEFT ARGS...
   log "end $name"
   tar -C "$OUT/runs" -czf "$OUT/$name.tgz" "$name"
 }
-run cde_fr 30 --protocol cde --model fr --preset cde
-run cde_basic_inception 30 --protocol cde --model basic_inception --preset cde
-run smic_hs_fr 20 --protocol loso:smic_hs --model fr --preset cde
-run smic_hs_basic_inception 20 --protocol loso:smic_hs --model basic_inception --preset cde
+run cde_fr results/cde/fr 30 --protocol cde --model fr --preset cde
+run cde_basic_inception results/cde/basic_inception 30 --protocol cde --model basic_inception --preset cde
+run cde_fr_fc results/cde/fr_fc 30 --protocol cde --model fr_fc --preset cde
+run cde_fr_concat results/cde/fr_concat 30 --protocol cde --model fr_concat --preset cde
+run cde_off_apexnet results/cde/off_apexnet 30 --protocol cde --model off_apexnet --preset cde
+run smic_hs_fr results/loso/smic_hs/fr-cde 20 --protocol loso:smic_hs --model fr --preset cde
+run smic_hs_basic_inception results/loso/smic_hs/basic_inception-cde 20 --protocol loso:smic_hs --model basic_inception --preset cde
 rm -rf "$OUT/runs"
 log "done"
 ls -la "$OUT"
