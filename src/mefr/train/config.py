@@ -98,16 +98,19 @@ _INTS = ("batch_size", "epochs")
 
 
 def _coerce(key: str, value: Any) -> Any:
-    """Numbers written as YAML 1.1 reads them not (``1e-3`` is a string there)."""
+    """A numeric setting as a number: YAML 1.1 leaves ``1e-3`` a string, and a file may
+    quote numbers; anything that is not a number is a clear error."""
     kind = float if key in _FLOATS else int if key in _INTS else None
     if kind is None or isinstance(value, bool):
         return value
     try:
-        number = kind(value)
+        number = float(value)
     except (TypeError, ValueError):
         raise ValueError(f"{key} must be a number, got {value!r}") from None
-    if kind is int and number != float(value):
-        raise ValueError(f"{key} must be a whole number, got {value!r}")
+    if kind is int:
+        if not number.is_integer():
+            raise ValueError(f"{key} must be a whole number, got {value!r}")
+        return int(number)
     return number
 
 
