@@ -125,6 +125,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "paper_single": {"optimizer": "sgd", "lr": 5e-4, "momentum": 0.8, "batch_size": 32,
                      "epochs": 100, "lam": 0.85},
     "fast": {"optimizer": "adam", "lr": 1e-3, "batch_size": 32, "epochs": 5, "lam": 0.85},
+    # the recipe of STSTNet's public code (docs/training_settings.md), for --model ststnet
+    "ststnet_ref": {"optimizer": "adam", "lr": 5e-5, "batch_size": 256, "epochs": 800},
 }
 
 
