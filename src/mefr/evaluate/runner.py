@@ -567,12 +567,14 @@ def _train_missing(
     for start in range(0, len(todo), size):
         jobs = todo[start : start + size]
         done: set[str] = set()
+        informed: set[str] = set()
 
         def on_result(key: str, probs: np.ndarray, info: dict[str, Any] | None = None,
-                      _done: set[str] = done) -> None:
+                      _done: set[str] = done, _informed: set[str] = informed) -> None:
             write(key, probs)
             if info:  # written with the fold, so an interrupted run keeps it
                 write_info(key, info)
+                _informed.add(key)
             _done.add(key)
 
         result = train_fn(
@@ -586,7 +588,8 @@ def _train_missing(
                     raise RunDirError(f"the engine returned no probabilities for job {job.key}")
                 write(job.key, probs[job.key])
         for key, info in (getattr(result, "info", None) or {}).items():
-            write_info(key, info)
+            if key not in informed:
+                write_info(key, info)
 
 
 def run_protocol(

@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from mefr.models.registry import model_entry
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -148,8 +150,6 @@ def resolve_config(
     When no source sets ``channels``, the network's own inputs are used (STSTNet reads
     ``u, v, strain``; the others ``u, v``), so ``--model ststnet`` just works.
     """
-    from mefr.models.registry import model_entry
-
     d: dict[str, Any] = {}
     if preset:
         if preset not in PRESETS:
