@@ -15,7 +15,8 @@ the same machine.
 Usage::
 
     python benchmarks/train_throughput.py                    # CPU
-    python benchmarks/train_throughput.py --device cuda --seeds 10
+    python benchmarks/train_throughput.py --device cuda --seeds 10 \\
+        --peak-tflops 495 --peak-tbps 4.8               # H200: TF32 dense, HBM3e
 
 Prints a Markdown table with the hardware; ``--out FILE`` also writes it.
 """
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import math
 import sys
 import time
 from pathlib import Path
@@ -39,6 +41,12 @@ from mefr.models.registry import count_parameters, create_model
 from mefr.train.config import TrainConfig
 from mefr.train.engine import Job, resolve_device, train_group
 from mefr.train.losses import fr_loss
+
+#: Bytes of fp32 weight traffic per parameter and training step with Adam, the least a
+#: step can move when the weights do not stay in cache: the forward and the backward
+#: pass each read the weight (4 + 4), the backward writes its gradient (4), Adam reads
+#: gradient, weight and both moments (16) and writes weight and moments (12).
+WEIGHT_BYTES_PER_PARAM_STEP = 40
 
 FLOWSET_CANDIDATES = (
     Path(__file__).resolve().parents[2] / "shared" / "data" / "megc2019-cde-flow",
@@ -173,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--naive-epochs", type=int, default=1)
     ap.add_argument("--peak-tflops", type=float, default=None,
                     help="the card's dense TF32 peak, for the fraction reached")
+    ap.add_argument("--peak-tbps", type=float, default=None,
+                    help="the card's memory bandwidth in TB/s, for the bandwidth bound")
     ap.add_argument("--profile", type=int, default=0, metavar="G",
                     help="also print a profile of 3 steps of a group of G models")
     ap.add_argument("--out", type=Path, default=None)
@@ -235,8 +245,15 @@ def main(argv: list[str] | None = None) -> int:
                      f"{achieved:.1f} TFLOP/s at the engine's steady rate"
                      + (f", {100 * achieved / args.peak_tflops:.1f}% of the card's "
                         f"{args.peak_tflops:.0f} TFLOP/s" if args.peak_tflops else "") + ".")
-        lines.append(f"Weights read/written per model-epoch (fwd + bwd + Adam, 40 B/param/step): "
-                     f"{40 * params * n_train / 32 / 1e9:.2f} GB.")
+    steps = math.ceil(n_train / 32)
+    weight_bytes = WEIGHT_BYTES_PER_PARAM_STEP * params * steps
+    lines.append(f"Weights read/written per model-epoch ({steps} steps of batch 32; fwd + bwd + "
+                 f"Adam, {WEIGHT_BYTES_PER_PARAM_STEP} B/param/step): {weight_bytes / 1e9:.2f} GB.")
+    if args.peak_tbps:
+        bound = args.peak_tbps * 1e12 / weight_bytes
+        lines.append(f"Bandwidth bound: at most {bound:.0f} model-epochs/s at "
+                     f"{args.peak_tbps} TB/s while every step moves those bytes; the "
+                     f"engine reached {100 * steady / bound:.1f}% of it.")
     if args.profile:
         lines += ["", f"Profile of 3 training steps, {args.profile} models in one group:", "",
                   "```", profile_steps(args.model, args.profile, dev), "```"]
