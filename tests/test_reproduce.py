@@ -191,6 +191,9 @@ def test_table6_fig3_and_fig4_with_the_real_engine(tmp_path, synthetic_root, wor
     want = fr.cells["composite.uf1"].values[0] - basic.cells["composite.uf1"].values[0]
     assert cell.seeds == (0,) and cell.values == pytest.approx((want,))
     assert cell.paper == pytest.approx(0.7838 - 0.7360)
+    boot = [n for n in table.notes if "paired bootstrap over the" in n]
+    assert len(boot) == 1 and boot[0].startswith("FR minus Basic Inception, composite")
+    assert f"UF1 {want:+.4f} [" in boot[0]  # the point estimate is the seed's difference
     f3 = rep.reproduce("fig3")
     assert f3["png"].read_bytes()[:4] == b"\x89PNG"
     f3_csv = pd.read_csv(f3["csv"])

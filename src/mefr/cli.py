@@ -235,6 +235,49 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- compare
+@command
+def _add_compare(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("compare", help="A minus B of two run directories on the same clips, "
+                       "with a paired bootstrap interval over subjects")
+    p.add_argument("run_a", help="run directory of model A")
+    p.add_argument("run_b", help="run directory of model B")
+    p.add_argument("--metrics", default="uf1,uar", help="comma-separated: acc, uf1, uar")
+    p.add_argument("--databases", default=None,
+                   help="comma-separated: composite and/or database names (default: all)")
+    p.add_argument("--replicates", type=int, default=2000, help="bootstrap draws")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap draws")
+    p.add_argument("--confidence", type=float, default=0.95)
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=_run_compare)
+
+
+def _run_compare(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+    from pathlib import Path
+
+    from mefr.evaluate.compare import compare_runs, differences_table
+
+    try:
+        results = compare_runs(
+            args.run_a, args.run_b, metrics=_split_list(args.metrics),
+            databases=_split_list(args.databases) if args.databases else None,
+            replicates=args.replicates, seed=args.seed, confidence=args.confidence)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps([asdict(r) for r in results], indent=2))
+    else:
+        print(differences_table(results, f"A: {Path(args.run_a).name}",
+                                f"B: {Path(args.run_b).name}"))
+    return 0
+
+
+def _split_list(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
 # --------------------------------------------------------------------------- train / predict
 @command
 def _add_train(sub: argparse._SubParsersAction) -> None:

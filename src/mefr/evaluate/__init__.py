@@ -6,6 +6,8 @@
   on pooled predictions.
 * :mod:`mefr.evaluate.runner` - :func:`run_protocol`, the resumable run directory behind
   ``mefr evaluate``.
+* :mod:`mefr.evaluate.compare` - A minus B of two run directories on the same clips, with
+  a paired bootstrap over subjects (``mefr compare``).
 """
 
 from mefr.evaluate.metrics import (

@@ -80,18 +80,37 @@ def confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int], num_classes: 
 
 
 def _f1_from_confusion(cm: np.ndarray) -> np.ndarray:
-    tp = np.diag(cm).astype(np.float64)
-    fp = cm.sum(axis=0) - tp
-    fn = cm.sum(axis=1) - tp
+    """``F1_k`` of a ``(..., K, K)`` stack of confusion matrices -> ``(..., K)``."""
+    tp = np.diagonal(cm, axis1=-2, axis2=-1).astype(np.float64)
+    fp = cm.sum(axis=-2) - tp
+    fn = cm.sum(axis=-1) - tp
     denom = 2 * tp + fp + fn
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(denom > 0, 2 * tp / np.where(denom > 0, denom, 1), np.nan)
 
 
 def _recall_from_confusion(cm: np.ndarray) -> np.ndarray:
-    tp = np.diag(cm).astype(np.float64)
-    n_k = cm.sum(axis=1).astype(np.float64)
+    """``Acc_k`` of a ``(..., K, K)`` stack of confusion matrices -> ``(..., K)``."""
+    tp = np.diagonal(cm, axis1=-2, axis2=-1).astype(np.float64)
+    n_k = cm.sum(axis=-1).astype(np.float64)
     return np.where(n_k > 0, tp / np.where(n_k > 0, n_k, 1), np.nan)
+
+
+def metric_from_confusions(cms: np.ndarray, metric: str) -> np.ndarray:
+    """``acc``, ``uf1`` or ``uar`` of each matrix of a ``(..., K, K)`` stack -> ``(...)``.
+
+    The same definitions as :func:`accuracy`, :func:`uf1` and :func:`uar` (undefined
+    per-class values left out), for many confusion matrices at once.
+    """
+    cms = np.asarray(cms)
+    if metric == "acc":
+        return np.trace(cms, axis1=-2, axis2=-1) / cms.sum(axis=(-2, -1))
+    per_class = {"uf1": _f1_from_confusion, "uar": _recall_from_confusion}.get(metric)
+    if per_class is None:
+        raise ValueError(f"unknown metric {metric!r}; known: acc, uf1, uar")
+    values = per_class(cms)
+    defined = ~np.isnan(values)
+    return np.where(defined, values, 0.0).sum(-1) / np.maximum(defined.sum(-1), 1)
 
 
 def accuracy(y_true: Sequence[int], y_pred: Sequence[int], num_classes: int) -> float:

@@ -46,6 +46,7 @@ import pandas as pd
 import yaml
 
 from mefr.data.labels import protocol_classes
+from mefr.evaluate.compare import compare_runs
 from mefr.evaluate.metrics import COMPOSITE
 from mefr.evaluate.protocols import CDMER_EXPERIMENTS
 from mefr.evaluate.runner import FeatureSetLike, parse_seeds, run_protocol
@@ -773,11 +774,13 @@ class Reproducer:
         notes = self._notes(list(dict.fromkeys(used))) + list(spec.notes)
         if spec.differences:
             notes.append(DIFFERENCE_NOTE)
+            notes += self._bootstrap_notes(spec, rows)
         title = f"{paper.reference} of the paper: {spec.title}, ours vs paper"
         return ReportTable(name, self._titled(title, used), columns, tuple(rows), tuple(notes))
 
     @staticmethod
-    def _difference_rows(spec: TableSpec, rows: Sequence[Row]) -> list[Row]:
+    def _compared_rows(spec: TableSpec, rows: Sequence[Row]) -> list[tuple[str, str, Row, Row]]:
+        """``(label A, label B, row A, row B)`` for each of the table's differences."""
         by_label: dict[str, Row] = {}
         for r in rows:
             by_label.setdefault(r.label, r)  # the first row of a label (not its control)
@@ -785,11 +788,42 @@ class Reproducer:
         for a, b in spec.differences:
             if a not in by_label or b not in by_label:
                 raise ReproduceError(f"{spec.name}: no row {a!r} or {b!r} to compare")
-            ra, rb = by_label[a], by_label[b]
+            out.append((a, b, by_label[a], by_label[b]))
+        return out
+
+    def _difference_rows(self, spec: TableSpec, rows: Sequence[Row]) -> list[Row]:
+        out = []
+        for a, b, ra, rb in self._compared_rows(spec, rows):
             cells = {k: difference_cell(ra.cells[k], rb.cells[k])
                      for k in ra.cells if k in rb.cells}
             out.append(Row(f"{a} minus {b}", cells, note="paired by seed"))
         return out
+
+    def _bootstrap_notes(self, spec: TableSpec, rows: Sequence[Row]) -> list[str]:
+        """For each difference whose two runs have predictions: the subject-bootstrap
+        interval of the composite difference (:mod:`mefr.evaluate.compare`)."""
+        notes = []
+        for a, b, ra, rb in self._compared_rows(spec, rows):
+            key = next(iter(ra.cells))
+            ca, cb = ra.cells[key], rb.cells.get(key)
+            if cb is None or not (ca.measured and cb.measured) or ca.synthetic != cb.synthetic:
+                continue
+            dirs = [Path(c.run_dir) for c in (ca, cb) if c.run_dir]
+            if len(dirs) != 2 or not all((d / "predictions.csv").is_file() for d in dirs):
+                continue
+            try:
+                found = compare_runs(*dirs, databases=(COMPOSITE,), replicates=2000)
+            except ValueError:  # runs on other clips or seeds: nothing to pair
+                continue
+            parts = [f"{r.metric.upper()} {r.difference:+.4f} [{r.low:+.4f}, {r.high:+.4f}], "
+                     f"ahead in {100 * r.share_a_better:.0f}% of draws" for r in found]
+            seeds = ",".join(str(v) for v in found[0].seeds)
+            notes.append(f"{a} minus {b}, composite, 95% interval of a paired bootstrap over "
+                         f"the {found[0].subjects} subjects ({found[0].replicates} draws, seeds "
+                         f"{seeds}; `mefr compare {dirs[0]} {dirs[1]}`): " + "; ".join(parts)
+                         + ". It measures how much the difference depends on which subjects "
+                         "were recorded; the paired-by-seed row measures training noise.")
+        return notes
 
     def _titled(self, title: str, refs: Sequence[RunRef]) -> str:
         """Append ``[data; hardware]`` to a title."""
