@@ -323,3 +323,47 @@ def test_a_stale_fold_file_is_named_before_training(tmp_path: Path) -> None:
     with pytest.raises(RunDirError, match=r"samm/007\.csv: its rows are not the test rows"):
         _run(tmp_path, engine=engine)
     assert not engine.calls
+
+
+def test_cli_evaluate_on_raw_databases(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                       capsys: pytest.CaptureFixture,
+                                       synthetic_databases: dict[str, Path]) -> None:
+    """``--data``: raw databases are read, labelled, preprocessed, then evaluated."""
+    from mefr.cli import main
+    from mefr.data import read_database
+    from mefr.data.labels import apply_protocol
+
+    calls = []
+
+    def engine(x, y, jobs, config, num_classes, on_result=None, **_):
+        """Uniform probabilities (2 subjects leave classes out of a training fold)."""
+        calls.append(len(jobs))
+        for job in jobs:
+            on_result(job.key, np.full((len(job.test_idx), num_classes), 1 / num_classes), {})
+        return SimpleNamespace(probs={}, models=None, info={})
+
+    monkeypatch.setattr("mefr.train.engine.train_group", engine)
+    run = tmp_path / "run"
+    argv = ["evaluate", "--data", f"casme2:{synthetic_databases['casme2']}",
+            "--data", f"samm:{synthetic_databases['samm']}", "--protocol", "loso:casme2",
+            "--labels", "casme2_5class", "--model", "dual_inception", "--seeds", "0",
+            "--cache", str(tmp_path / "cache"), "--workers", "1", "--run-dir", str(run),
+            "--no-progress"]
+    assert main(argv) == 0
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    pooled = apply_protocol(pd.concat([read_database(d, synthetic_databases[d])
+                                       for d in ("casme2", "samm")]), "casme2_5class")
+    casme2 = pooled[pooled["dataset"] == "casme2"]
+    assert cfg["data"]["class_names"] == ["happiness", "surprise", "disgust", "repression",
+                                          "others"]
+    assert cfg["data"]["datasets"] == pooled["dataset"].value_counts().sort_index().to_dict()
+    assert cfg["data"]["folds"] == casme2["subject"].nunique()
+    assert "casme2_5class labels" in cfg["features"]
+    assert "apex_policy='middle'" in cfg["features"]  # Dual-Inception's own apex policy
+    predictions = pd.read_csv(run / "predictions.csv")
+    assert len(predictions) == len(casme2)
+    # a second run reads the features from the cache and finds nothing to do
+    assert main(argv) == 0 and calls == [casme2["subject"].nunique()]
+    assert "nothing to do" in capsys.readouterr().out
+    with pytest.raises(SystemExit):  # one source of inputs, not two
+        main([*argv, "--features", "flowset:x"])

@@ -55,7 +55,9 @@ _DATASETS = ("casme2", "samm", "smic_hs", "smic_vis", "smic_nir")
 
 def _add_preprocess_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("preprocessing (see mefr.preprocess.PreprocessSettings)")
-    g.add_argument("--apex-policy", choices=_APEX_POLICIES, default="annotated")
+    g.add_argument("--apex-policy", choices=_APEX_POLICIES, default=None,
+                   help="default: the network's own (middle frame for dual_inception, else "
+                   "annotated)")
     g.add_argument("--face", choices=_FACE_MODES, default="detect",
                    help="detect the face on the onset frame, or use whole frames")
     g.add_argument("--margin", type=float, default=0.0, help="face box margin (fraction)")
@@ -67,11 +69,16 @@ def _add_preprocess_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--normalisation", choices=_NORMALISATIONS, default="minmax_per_image")
 
 
-def _settings_from_args(args: argparse.Namespace):  # -> PreprocessSettings
+def _settings_from_args(args: argparse.Namespace, model: str | None = None
+                        ):  # -> PreprocessSettings
+    """Preprocessing settings of the command line; without ``--apex-policy``, the apex
+    policy of network ``model`` (Dual-Inception: the middle frame), else ``annotated``."""
+    from mefr.models.registry import model_entry
     from mefr.preprocess.pipeline import PreprocessSettings
 
+    policy = args.apex_policy or (model_entry(model).apex_policy if model else "annotated")
     return PreprocessSettings(
-        apex_policy=args.apex_policy, face=args.face, margin=args.margin, square=args.square,
+        apex_policy=policy, face=args.face, margin=args.margin, square=args.square,
         face_size=args.face_size, size=args.size, strain=args.strain,
         normalisation=args.normalisation,
     )
@@ -183,10 +190,20 @@ def _run_flow(args: argparse.Namespace) -> int:
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="train and score a model under a protocol over seeds "
                        "into a resumable run directory")
-    p.add_argument("--features", required=True, metavar="SCHEME:PATH",
-                   help="the inputs, e.g. flowset:PATH (a pre-computed composite flow set)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--features", metavar="SCHEME:PATH",
+                     help="pre-computed inputs, e.g. flowset:PATH (the composite flow set)")
+    src.add_argument("--data", action="append", metavar="SCHEME:PATH",
+                     help="raw databases, preprocessed first: casme2:ROOT, samm:ROOT, "
+                     "smic_hs:ROOT... (repeatable, pooled) or synthetic:DIR")
     p.add_argument("--protocol", default="cde",
                    help="cde | loso | loso:<dataset> | cdmer:<1..12> (default: cde)")
+    p.add_argument("--labels", default=None,
+                   help="with --data: label protocol, cde | cdmer | casme2_5class | four_class "
+                   "(default: cdmer for cdmer:<N>, else cde)")
+    p.add_argument("--cache", default=None, help="with --data: feature cache folder")
+    p.add_argument("--workers", type=int, default=None,
+                   help="with --data: preprocessing processes")
     p.add_argument("--model", default=None, help="network name (overrides preset and file)")
     p.add_argument("--preset", default="cde", help="training preset (default: cde)")
     p.add_argument("--config", default=None, metavar="FILE", help="YAML training settings")
@@ -209,12 +226,29 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--cpus-per-task", type=float, default=1, help="Ray: CPU cores per task")
     g.add_argument("--gpus-per-task", type=float, default=None,
                    help="Ray: GPUs per task (default: 1 if the device is a GPU, else 0)")
+    _add_preprocess_options(p)
     p.set_defaults(func=_run_evaluate)
+
+
+def _evaluation_features(args: argparse.Namespace, model: str):  # -> (features, source)
+    """``--features`` loaded, or the ``--data`` databases read, labelled and preprocessed."""
+    from mefr.evaluate.runner import load_features
+    from mefr.predict import load_training_data
+
+    if args.features:
+        return load_features(args.features), args.features
+    labels = args.labels or ("cdmer" if args.protocol.startswith("cdmer") else "cde")
+    settings = _settings_from_args(args, model)
+    data = load_training_data(args.data, labels, settings, args.cache, args.workers,
+                              progress=not args.no_progress)
+    for failure in getattr(data.features, "failures", ()):
+        print(f"failed       {failure}", file=sys.stderr)
+    return data.features, f"{','.join(args.data)} ({labels} labels; {settings})"
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
     from mefr.evaluate.executors import ExecutorError, make_executor
-    from mefr.evaluate.runner import RunDirError, load_features, run_protocol
+    from mefr.evaluate.runner import RunDirError, run_protocol
     from mefr.train.config import resolve_config
 
     overrides = ([f"model={args.model}"] if args.model else []) + list(args.overrides)
@@ -224,12 +258,13 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         "num_gpus_per_task": args.gpus_per_task}
     try:
         config = resolve_config(args.preset, args.config, overrides)
-        features = load_features(args.features)
+        features, source = _evaluation_features(args, config.model)
         with make_executor(args.executor, **options) as executor:
             run_protocol(features, args.protocol, config, args.seeds, args.run_dir,
                          device=args.device, train_fn=executor, chunk=args.chunk,
-                         progress=not args.no_progress, data_source=args.features)
-    except (RunDirError, ExecutorError, ValueError, ImportError, ConnectionError) as e:
+                         progress=not args.no_progress, data_source=source)
+    except (RunDirError, ExecutorError, ValueError, ImportError, ConnectionError,
+            OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0
@@ -310,7 +345,8 @@ def _run_train(args: argparse.Namespace) -> int:
     overrides = ([f"model={args.model}"] if args.model else []) + list(args.overrides)
     try:
         config = resolve_config(args.preset, args.config, overrides)
-        data = load_training_data(args.data, args.protocol, _settings_from_args(args),
+        data = load_training_data(args.data, args.protocol,
+                                  _settings_from_args(args, config.model),
                                   args.cache, args.workers, progress=not args.no_progress)
         predictor = train_model(data, config, seed=args.seed, device=args.device,
                                 progress=not args.no_progress)
