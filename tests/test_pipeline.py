@@ -215,9 +215,10 @@ def test_cli_choices_match_the_api():
     from mefr.data.table import DATASETS
     from mefr.preprocess.apex import APEX_POLICIES
     from mefr.preprocess.flow import NORMALISATIONS
-    from mefr.preprocess.pipeline import FACE_MODES
+    from mefr.preprocess.pipeline import DESCRIPTORS, FACE_MODES
 
     assert cli._APEX_POLICIES == APEX_POLICIES
     assert cli._FACE_MODES == FACE_MODES
+    assert cli._DESCRIPTORS == DESCRIPTORS
     assert cli._NORMALISATIONS == NORMALISATIONS
     assert cli._DATASETS == DATASETS

@@ -50,6 +50,7 @@ def _run_models(args: argparse.Namespace) -> int:
 _APEX_POLICIES = ("annotated", "diff", "middle")
 _FACE_MODES = ("detect", "none")
 _NORMALISATIONS = ("minmax_per_image", "none", "global_scale")
+_DESCRIPTORS = ("flow", "lbptop")
 _DATASETS = ("casme2", "samm", "smic_hs", "smic_vis", "smic_nir")
 
 
@@ -67,20 +68,29 @@ def _add_preprocess_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--size", type=int, default=28, help="side of the network input")
     g.add_argument("--strain", action="store_true", help="add the optical strain channel")
     g.add_argument("--normalisation", choices=_NORMALISATIONS, default="minmax_per_image")
+    g.add_argument("--descriptor", choices=_DESCRIPTORS, default=None,
+                   help="flow (networks) or lbptop (hand-crafted baseline); default: what "
+                   "the model reads, else flow")
+    g.add_argument("--lbp-grid", type=int, default=5, help="LBP-TOP: grid x grid face blocks")
+    g.add_argument("--lbp-radius", type=int, default=1, help="LBP-TOP: radius (pixels, frames)")
 
 
 def _settings_from_args(args: argparse.Namespace, model: str | None = None
                         ):  # -> PreprocessSettings
-    """Preprocessing settings of the command line; without ``--apex-policy``, the apex
-    policy of network ``model`` (Dual-Inception: the middle frame), else ``annotated``."""
+    """Preprocessing settings of the command line; without ``--apex-policy`` or
+    ``--descriptor``, those of ``model`` (Dual-Inception: the middle frame; lbptop_svm:
+    LBP-TOP), else ``annotated`` and ``flow``."""
     from mefr.models.registry import model_entry
     from mefr.preprocess.pipeline import PreprocessSettings
 
-    policy = args.apex_policy or (model_entry(model).apex_policy if model else "annotated")
+    entry = model_entry(model) if model else None
     return PreprocessSettings(
-        apex_policy=policy, face=args.face, margin=args.margin, square=args.square,
+        apex_policy=args.apex_policy or (entry.apex_policy if entry else "annotated"),
+        face=args.face, margin=args.margin, square=args.square,
         face_size=args.face_size, size=args.size, strain=args.strain,
         normalisation=args.normalisation,
+        descriptor=args.descriptor or (entry.descriptor if entry else "flow"),
+        lbp_grid=args.lbp_grid, lbp_radius=args.lbp_radius,
     )
 
 

@@ -75,7 +75,7 @@ from mefr.modelfile import (
     validate_header,
 )
 from mefr.models.base import GroupNet
-from mefr.models.registry import create_model, model_entry
+from mefr.models.registry import create_model, is_handcrafted, model_entry
 from mefr.preprocess.face import Box, ImageLike, PreprocessError, as_grey, crop
 from mefr.preprocess.pipeline import PreprocessSettings, clip_features, frames_features
 from mefr.train.config import TrainConfig
@@ -689,6 +689,9 @@ def train_model(data: TrainingData, config: TrainConfig, seed: int = 0, device: 
     """
     from mefr.train.engine import Job, resolve_device, train_group
 
+    if is_handcrafted(config.model):
+        raise ValueError(f"{config.model!r} is a hand-crafted baseline without a network: it "
+                         "has no model file; evaluate it with `mefr evaluate`")
     fs = data.features
     _check_channels(config, fs.channels)
     idx = [list(fs.channels).index(c) for c in config.channels]

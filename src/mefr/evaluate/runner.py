@@ -49,6 +49,7 @@ from tqdm.auto import tqdm
 from mefr.data.table import group_key, sample_key
 from mefr.evaluate.metrics import COMPOSITE, Scores, scores_by_dataset
 from mefr.evaluate.protocols import Fold, protocol_folds
+from mefr.models.registry import is_handcrafted
 from mefr.train.config import TrainConfig
 
 if TYPE_CHECKING:
@@ -393,6 +394,11 @@ def _read_fold(path: Path, test_idx: np.ndarray, y: np.ndarray) -> pd.DataFrame:
 # ----------------------------------------------------------------------------- metrics
 def selection_note(config: TrainConfig) -> str:
     """How the evaluated model of each fold was chosen (never on the test fold)."""
+    if is_handcrafted(config.model):
+        return (
+            "each fold fits the classifier once on its training rows with fixed settings "
+            f"({config.model}); nothing was tuned and no choice looked at the test fold"
+        )
     if config.select_epoch_by == "inner_val":
         return (
             "each fold evaluates the epoch with the best UF1 on an inner validation split "

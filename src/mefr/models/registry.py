@@ -15,14 +15,18 @@ class ModelEntry:
     """A registered network: its class, fixed constructor arguments and input needs.
 
     ``channels`` are the feature channels the network reads, in order; ``apex_policy``
-    is the apex choice its ablation stands for (Dual-Inception: the middle frame).
+    is the apex choice its ablation stands for (Dual-Inception: the middle frame);
+    ``descriptor`` what preprocessing makes of a clip for it (see
+    :class:`mefr.preprocess.pipeline.PreprocessSettings`). A hand-crafted baseline has no
+    class (``cls=None``); ``kwargs`` are its settings.
     """
 
-    cls: type[GroupNet]
+    cls: type[GroupNet] | None
     kwargs: dict[str, Any] = field(default_factory=dict)
     channels: tuple[str, ...] = ("u", "v")
     apex_policy: str = "annotated"
     description: str = ""
+    descriptor: str = "flow"
 
 
 MODELS: dict[str, ModelEntry] = {
@@ -41,10 +45,27 @@ MODELS: dict[str, ModelEntry] = {
 }
 
 
+#: Baselines without a network, trained with scikit-learn by
+#: :func:`mefr.train.handcrafted.train_handcrafted` (the engine hands them over).
+HANDCRAFTED: dict[str, ModelEntry] = {
+    "lbptop_svm": ModelEntry(None, {"C": 1.0}, channels=("lbptop",), descriptor="lbptop",
+                             description="LBP-TOP histograms + linear SVM (MEGC 2019 "
+                             "baseline)"),
+}
+
+
 def model_entry(name: str) -> ModelEntry:
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; known: {sorted(MODELS)}")
-    return MODELS[name]
+    """The registered network or hand-crafted baseline ``name``."""
+    entry = MODELS.get(name) or HANDCRAFTED.get(name)
+    if entry is None:
+        raise ValueError(f"unknown model {name!r}; known: {sorted(MODELS)} and the "
+                         f"hand-crafted {sorted(HANDCRAFTED)}")
+    return entry
+
+
+def is_handcrafted(name: str) -> bool:
+    """Whether ``name`` is a hand-crafted baseline (no network to build or save)."""
+    return name in HANDCRAFTED
 
 
 def create_model(
@@ -56,6 +77,9 @@ def create_model(
     Parameters are left uninitialised: call ``model.init_models(seeds)``.
     """
     entry = model_entry(name)
+    if entry.cls is None:
+        raise ValueError(f"{name!r} is a hand-crafted baseline, not a network: it is trained "
+                         "with scikit-learn (mefr.train.handcrafted) and has no weights")
     args = {**entry.kwargs, **kwargs}
     args.setdefault("in_channels", len(entry.channels))
     return entry.cls(num_classes=num_classes, num_models=num_models, **args)

@@ -9,7 +9,9 @@ For each clip (one row of a sample table, :mod:`mefr.data.table`):
 3. the apex frame is chosen by the settings' policy (:mod:`mefr.preprocess.apex`: the
    annotated apex, Eq. (1), or the middle frame);
 4. TV-L1 flow between the onset and apex crops, optional strain, resized and normalised
-   (:mod:`mefr.preprocess.flow`).
+   (:mod:`mefr.preprocess.flow`) - or, with ``descriptor="lbptop"``, the LBP-TOP
+   histograms of all the crops (:mod:`mefr.preprocess.lbptop`) for the hand-crafted
+   baseline.
 
 :func:`build_features` does this for a whole table on all cores and returns a
 :class:`FeatureSet` (same shape as :class:`mefr.data.flowset.FlowSet`). A clip that
@@ -54,11 +56,16 @@ from mefr.preprocess.face import (
     face_box,
 )
 from mefr.preprocess.flow import FLOW_CHANNELS, STRAIN_CHANNELS, check_normalisation, compute_flow
+from mefr.preprocess.lbptop import lbp_top, lbp_top_dim
 from mefr.preprocess.store import FeatureStore, cache_key
 
 #: Face modes: ``detect`` (libfacedetection on the onset) or ``none`` (use whole frames,
 #: e.g. for databases' pre-cropped releases).
 FACE_MODES: tuple[str, ...] = ("detect", "none")
+#: What a clip becomes: ``flow`` (network input) or ``lbptop`` (hand-crafted baseline).
+DESCRIPTORS: tuple[str, ...] = ("flow", "lbptop")
+#: The channel name of LBP-TOP features.
+LBPTOP_CHANNELS: tuple[str, ...] = ("lbptop",)
 
 
 @dataclass(frozen=True)
@@ -79,6 +86,11 @@ class PreprocessSettings:
     strain : add the optical strain channel (STSTNet's third input).
     normalisation : see :data:`mefr.preprocess.flow.NORMALISATIONS`.
     scale : the divisor of the ``global_scale`` normalisation.
+    descriptor : ``flow`` (the onset->apex TV-L1 flow, the networks' input) or ``lbptop``
+        (the LBP-TOP histograms of the face crops from onset to offset, for the
+        hand-crafted baseline; :mod:`mefr.preprocess.lbptop`; channel ``lbptop``, ``x`` of
+        shape ``(1, 1, D)``; ``size``, ``strain`` and the normalisation do not apply).
+    lbp_grid, lbp_radius : LBP-TOP's ``grid x grid`` spatial blocks and its radius.
     """
 
     apex_policy: str = "annotated"
@@ -91,8 +103,17 @@ class PreprocessSettings:
     strain: bool = False
     normalisation: str = "minmax_per_image"
     scale: float = 1.0
+    descriptor: str = "flow"
+    lbp_grid: int = 5
+    lbp_radius: int = 1
 
     def __post_init__(self) -> None:
+        if self.descriptor not in DESCRIPTORS:
+            raise ValueError(f"unknown descriptor {self.descriptor!r} (expected one of "
+                             f"{DESCRIPTORS})")
+        if self.lbp_grid < 1 or self.lbp_radius < 1:
+            raise ValueError(f"lbp_grid and lbp_radius must be positive, got {self.lbp_grid} "
+                             f"and {self.lbp_radius}")
         check_policy(self.apex_policy)
         check_normalisation(self.normalisation)
         if self.face not in FACE_MODES:
@@ -108,11 +129,20 @@ class PreprocessSettings:
 
     @property
     def channels(self) -> tuple[str, ...]:
-        """Channel names of the features: ``("u", "v")`` or ``("u", "v", "strain")``."""
+        """Channel names of the features: ``("u", "v")``, ``("u", "v", "strain")`` or
+        ``("lbptop",)``."""
+        if self.descriptor == "lbptop":
+            return LBPTOP_CHANNELS
         return STRAIN_CHANNELS if self.strain else FLOW_CHANNELS
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """All settings; the LBP-TOP ones only with ``descriptor="lbptop"`` (so flow
+        features keep the cache keys and model-file headers they had before them)."""
+        d = asdict(self)
+        if self.descriptor == "flow":
+            for name in ("descriptor", "lbp_grid", "lbp_radius"):
+                del d[name]
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping) -> PreprocessSettings:
@@ -128,9 +158,10 @@ class PreprocessSettings:
 class ClipFeatures:
     """The network input of one clip and how it was made.
 
-    ``x`` float32 ``(C, size, size)``; ``apex_index`` the position of the apex frame in the
-    frames given (0 = onset); ``box`` the face box on the onset frame (the whole frame
-    when ``face="none"``); ``notes`` warnings (e.g. an apex fallback).
+    ``x`` float32 ``(C, size, size)`` (LBP-TOP: ``(1, 1, D)``); ``apex_index`` the
+    position of the apex frame in the frames given (0 = onset); ``box`` the face box on
+    the onset frame (the whole frame when ``face="none"``); ``notes`` warnings (e.g. an
+    apex fallback).
     """
 
     x: np.ndarray
@@ -239,6 +270,11 @@ def _features(
         warnings.simplefilter("always", ApexFallbackWarning)
         index = spot_apex(crops, policy, annotated=annotated, source=source)
     notes = tuple(str(w.message) for w in caught if issubclass(w.category, ApexFallbackWarning))
+    if settings.descriptor == "lbptop":
+        volume = np.stack(list(crops))
+        x = lbp_top(volume, grid=settings.lbp_grid, radius=settings.lbp_radius)[None, None]
+        return ClipFeatures(x=x, channels=settings.channels, apex_index=index, box=box,
+                            notes=notes)
     x = compute_flow(
         crops[0],
         crops[index],
@@ -497,7 +533,8 @@ def build_features(
     out["apex_used"] = pd.array([m["apex_frame"] for m in metas], dtype="Int64")
     out["face_box"] = [tuple(m["face_box"][k] for k in "xywh") for m in metas]
     out["preprocess_notes"] = ["; ".join(m["notes"]) for m in metas]
-    shape = (0, len(s.channels), s.size, s.size)
+    shape = ((0, 1, 1, lbp_top_dim(s.lbp_grid)) if s.descriptor == "lbptop"
+             else (0, len(s.channels), s.size, s.size))
     x = np.stack([done[i].x for i in ok]).astype(np.float32) if ok else np.zeros(shape, np.float32)
     return FeatureSet(
         table=out,

@@ -15,7 +15,8 @@ protocol (Tables 1, 2, 6, 8, Fig. 3, Fig. 4) and SMIC-HS alone (``loso:smic_hs``
 Tables 5, 7, 8). Everything else runs on synthetic databases
 (:mod:`mefr.data.synthetic`, preprocessed by :mod:`mefr.preprocess`) and is marked so:
 CDMER (Tables 3, 4; needs SMIC-VIS/NIR and CASME II with its own labels), CASME II and
-SAMM alone (4 and 5 classes), and Dual-Inception (needs onset->middle-frame flow).
+SAMM alone (4 and 5 classes), Dual-Inception (needs onset->middle-frame flow) and LBP-TOP
+(needs the face frames).
 ``--data synthetic`` runs everything on synthetic databases.
 
 Run directories (see ``results/README.md``)
@@ -220,6 +221,10 @@ _SINGLE = (("smic_hs", "loso/smic_hs", "SMIC-HS"),
            ("casme2_5class", "loso/casme2_5class", "CASME II (5 classes)"),
            ("casme2_4class", "loso/casme2_4class", "CASME II (4 classes)"),
            ("samm_4class", "loso/samm_4class", "SAMM (4 classes)"))
+_LBPTOP_NOTE = ("LBP-TOP (mefr's lbptop_svm: LBP-TOP_{8,8,8,1,1,1} histograms of 5x5 face "
+                "blocks from onset to offset, standardised, linear SVM with C = 1) needs the "
+                "face frames, which the composite flow set lacks: with --data real it runs on "
+                "synthetic databases.")
 _DUAL_NOTE = ("Dual-Inception needs onset->middle-frame flow, which the composite flow set "
               "(onset->apex) lacks: with --data real it runs on synthetic databases, beside "
               "a Basic Inception on the same synthetic data (the row marked 'same data as "
@@ -255,8 +260,8 @@ TABLE_SPECS: dict[str, TableSpec] = {
         "table2", "CDE protocol, composite and per-database UF1 / UAR",
         _db_cols([COMPOSITE, "smic_hs", "casme2", "samm"], ["uf1", "uar"]),
         (
-            *_paper_rows(["LBP-TOP", "Bi-WOOF", "AlexNet", "GoogLeNet", "VGG16",
-                          "CapsuleNet"]),
+            RowSpec("LBP-TOP", "lbptop_svm", "LBP-TOP", "cde"),
+            *_paper_rows(["Bi-WOOF", "AlexNet", "GoogLeNet", "VGG16", "CapsuleNet"]),
             RowSpec("OFF-ApexNet", "off_apexnet", "OFF-ApexNet", "cde"),
             RowSpec("Dual-Inception", "dual_inception", "Dual-Inception", "cde"),
             RowSpec("STSTNet", "ststnet", "STSTNet", "cde"),
@@ -264,7 +269,8 @@ TABLE_SPECS: dict[str, TableSpec] = {
             RowSpec("FR", "fr", "FR", "cde"),
         ),
         ("Per-database scores are the pooled CDE predictions restricted to that database.",
-         "Rows without a network in mefr are the paper's numbers only.", _DUAL_NOTE),
+         "Rows without a network in mefr are the paper's numbers only.", _DUAL_NOTE,
+         _LBPTOP_NOTE),
         differences=(("FR", "STSTNet"),),
     ),
     "table3": TableSpec("table3", "CDMER Type-I tasks, UF1 / Acc", _cdmer_cols(range(1, 7)),
@@ -524,7 +530,9 @@ class Reproducer:
         if force or self.options.data == "synthetic":
             return True
         exp = EXPERIMENTS[experiment]
-        return not (exp.real and model_entry(model).apex_policy == "annotated")
+        entry = model_entry(model)
+        return not (exp.real and entry.apex_policy == "annotated"
+                    and entry.descriptor == "flow")
 
     def preset_for(self, experiment: str) -> str:
         return self.options.preset or EXPERIMENTS[experiment].preset
@@ -627,13 +635,15 @@ class Reproducer:
                 path = self.flowset_path()
                 self._features[key] = (load_flowset(path), f"flowset:{path}")
             return self._features[key]
-        policy = model_entry(model).apex_policy
-        key = ("synthetic", exp.labels, exp.databases, policy)
+        entry = model_entry(model)
+        key = ("synthetic", exp.labels, exp.databases, entry.apex_policy, entry.descriptor)
         if key not in self._features:
-            self._features[key] = self._synthetic_features(exp, policy)
+            self._features[key] = self._synthetic_features(exp, entry.apex_policy,
+                                                           entry.descriptor)
         return self._features[key]
 
-    def _synthetic_features(self, exp: Experiment, policy: str) -> tuple[FeatureSetLike, str]:
+    def _synthetic_features(self, exp: Experiment, policy: str, descriptor: str = "flow"
+                            ) -> tuple[FeatureSetLike, str]:
         from mefr.data import read_database
         from mefr.data.labels import LabelWarning, apply_protocol, protocol_classes
         from mefr.preprocess.apex import ApexFallbackWarning
@@ -652,13 +662,14 @@ class Reproducer:
             warnings.simplefilter("ignore", LabelWarning)
             warnings.simplefilter("ignore", ApexFallbackWarning)
             table = apply_protocol(pd.concat(tables, ignore_index=True), exp.labels)
-            settings = PreprocessSettings(apex_policy=policy, strain=True)
+            settings = PreprocessSettings(apex_policy=policy, strain=True,
+                                          descriptor=descriptor)
             fs = build_features(table, settings, Path(self.options.work) / "cache",
                                 workers=self.options.workers, progress=self.options.progress,
                                 class_names=protocol_classes(exp.labels))
         root = Path(next(iter(paths.values()))).parent
         source = (f"synthetic:{root} ({'+'.join(exp.databases)}, {exp.labels} labels, "
-                  f"apex {policy})")
+                  f"apex {policy}" + (f", {descriptor}" if descriptor != "flow" else "") + ")")
         return fs, source
 
     # ------------------------------------------------------------------ runs

@@ -40,7 +40,7 @@ import numpy as np
 import torch
 
 from mefr.models.base import GroupNet
-from mefr.models.registry import create_model
+from mefr.models.registry import create_model, is_handcrafted
 from mefr.train.config import TrainConfig
 from mefr.train.losses import fr_loss
 
@@ -211,6 +211,12 @@ def train_group(
     deterministic : CUDA only: full-precision matrix products, deterministic cuDNN
         kernels (slower; results independent of how jobs are grouped).
     """
+    if is_handcrafted(config.model):  # no network: a scikit-learn classifier per job
+        from mefr.train.handcrafted import train_handcrafted
+
+        return train_handcrafted(x, y, jobs, config, num_classes, groups=groups,
+                                 on_result=on_result, progress=progress,
+                                 return_models=return_models)
     if len(jobs) == 0:
         return GroupResult(models={} if return_models else None)
     keys = [j.key for j in jobs]
