@@ -5,7 +5,8 @@
 #   FLOWSET=.devdata/megc2019-cde-flow OUT=/tmp/out bash scripts/gpu_session.sh
 # Environment: FLOWSET, OUT, BUDGET (seconds for the whole script, default 540),
 # EPOCHS (default 100), SEEDS (default 0-9), DEVICE (default cuda), PEAK_TFLOPS
-# (the card's dense TF32 peak, default 495), BENCH_SEEDS (default 2).
+# (the card's dense TF32 peak, default 495), PEAK_TBPS (its memory bandwidth, default
+# 3.35 on an H100, else 4.8 as an H200's), BENCH_SEEDS (default 2).
 set -uo pipefail
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
 FLOWSET=${FLOWSET:-.devdata/megc2019-cde-flow}
@@ -21,11 +22,17 @@ log() { echo "[$(date +%T) +${SECONDS}s] $*"; }
 left() { echo $((BUDGET - SECONDS)); }
 
 [ "$DEVICE" = cuda ] && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+if [ -z "${PEAK_TBPS:-}" ]; then
+  case "$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null)" in
+    *H100*) PEAK_TBPS=3.35 ;; *) PEAK_TBPS=4.8 ;;
+  esac
+fi
 python3 -c "import torch, sys; print('torch', torch.__version__, 'python', sys.version.split()[0])"
 
 log "throughput benchmark"
 timeout 90 python3 benchmarks/train_throughput.py --device "$DEVICE" --seeds "$BENCH_SEEDS" \
-  --epochs 1 --naive-jobs 1 --naive-epochs 1 --peak-tflops "$PEAK" --profile 136 \
+  --epochs 1 --naive-jobs 1 --naive-epochs 1 --peak-tflops "$PEAK" --peak-tbps "$PEAK_TBPS" \
+  --profile 136 \
   --out "$OUT/train_throughput_$DEVICE.md" ${BENCH_ARGS:-}
 
 run() {  # run NAME COMMITTED_RUN_DIR MIN_SECONDS_LEFT ARGS...
