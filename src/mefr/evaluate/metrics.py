@@ -104,13 +104,17 @@ def metric_from_confusions(cms: np.ndarray, metric: str) -> np.ndarray:
     """
     cms = np.asarray(cms)
     if metric == "acc":
-        return np.trace(cms, axis1=-2, axis2=-1) / cms.sum(axis=(-2, -1))
+        total = cms.sum(axis=(-2, -1))
+        correct = np.trace(cms, axis1=-2, axis2=-1)
+        return np.where(total > 0, correct / np.maximum(total, 1), np.nan)
     per_class = {"uf1": _f1_from_confusion, "uar": _recall_from_confusion}.get(metric)
     if per_class is None:
         raise ValueError(f"unknown metric {metric!r}; known: acc, uf1, uar")
     values = per_class(cms)
     defined = ~np.isnan(values)
-    return np.where(defined, values, 0.0).sum(-1) / np.maximum(defined.sum(-1), 1)
+    n = defined.sum(-1)
+    mean = np.where(defined, values, 0.0).sum(-1) / np.maximum(n, 1)
+    return np.where(n > 0, mean, np.nan)  # an empty matrix has no defined class
 
 
 def accuracy(y_true: Sequence[int], y_pred: Sequence[int], num_classes: int) -> float:
