@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from mefr.report.tables import (
     average_cell,
     cell_from_metrics,
     describe_environment,
+    describe_run_hardware,
     difference_cell,
     latex_escape,
     to_csv,
@@ -252,6 +254,28 @@ def test_hardware_line_from_config_environment():
     cpu = {"environment": {"device": "cpu", "machine": "x86_64", "cpus": 2}}
     assert describe_environment(gpu) == "NVIDIA H200"
     assert describe_environment(cpu) == "CPU (x86_64, 2 cores)"
+
+
+def test_hardware_by_seed_from_the_fold_infos(tmp_path):
+    """A run created on a GPU and resumed on a CPU names each machine with its seeds;
+    folds written before the engine recorded a device count as the creating machine."""
+    gpu = {"environment": {"device": "cuda", "gpus": ["NVIDIA H200"], "cpus": 16}}
+
+    def fold(seed, name, info):
+        path = tmp_path / "folds" / f"seed{seed}" / "casme2" / f"{name}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(info))
+
+    fold(0, "sub01", {"epochs": 100})  # no device: written by the creating machine
+    for seed in (1, 2, 4):
+        fold(seed, "sub01", {"device": "cpu (x86_64, 2 cores)"})
+    fold(3, "sub01", {"device": "cuda (NVIDIA H100 80GB HBM3)"})
+    fold(3, "sub02", {"device": "cpu (x86_64, 2 cores)"})  # resumed elsewhere
+    assert describe_run_hardware(tmp_path, gpu, [0, 1, 2, 3, 4]) == (
+        "NVIDIA H200 (seed 0), CPU (x86_64, 2 cores) (seeds 1-2, 4), "
+        "NVIDIA H100 80GB HBM3 + CPU (x86_64, 2 cores) (seed 3)")
+    assert describe_run_hardware(tmp_path, gpu, [0]) == "NVIDIA H200"
+    assert describe_run_hardware(tmp_path, gpu, [1, 2]) == "CPU (x86_64, 2 cores)"
 
 
 # --------------------------------------------------------------------------- figures

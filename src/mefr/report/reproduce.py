@@ -69,7 +69,7 @@ from mefr.report.tables import (
     Row,
     average_cell,
     cell_from_metrics,
-    describe_environment,
+    describe_run_hardware,
     difference_cell,
     write_table,
 )
@@ -844,12 +844,18 @@ class Reproducer:
         if any(r.synthetic for r in refs):
             data.append("synthetic databases")
         hw = list(dict.fromkeys(
-            describe_environment(o.config) for r in refs
+            self._hardware(o) for r in refs
             if (o := self._outcomes.get(r)) is not None and o.config and o.metrics))
         parts = [" + ".join(data)] if data else []
         if hw:
             parts.append(", ".join(hw))
         return f"{title} [{'; '.join(parts)}]" if parts else title
+
+    @staticmethod
+    def _hardware(out: RunOutcome) -> str:
+        """The hardware of a finished run, by seed (see :func:`describe_run_hardware`)."""
+        seeds = [int(s) for s in (out.metrics or {}).get("seeds", [])]
+        return describe_run_hardware(out.ref.run_dir, out.config or {}, seeds)
 
     def _notes(self, refs: Sequence[RunRef]) -> list[str]:
         notes: list[str] = []
@@ -865,7 +871,7 @@ class Reproducer:
         by_train: dict[str, list[str]] = {}
         for o in outs:
             if o.config and o.metrics:
-                by_hw.setdefault(describe_environment(o.config), []).append(str(o.ref.run_dir))
+                by_hw.setdefault(self._hardware(o), []).append(str(o.ref.run_dir))
                 by_train.setdefault(_train_text(o.config), []).append(str(o.ref.run_dir))
         n_runs = sum(len(d) for d in by_hw.values())
         for label, groups in (("Hardware", by_hw), ("Training", by_train)):
