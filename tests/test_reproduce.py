@@ -263,6 +263,35 @@ def test_committed_real_run_renders_with_its_hardware(tmp_path):
     assert not bi.cells["composite.uf1"].measured
 
 
+def test_title_names_each_machine_once_and_notes_say_which_seed(tmp_path):
+    """A run whose seeds were trained on different machines: the title lists every
+    machine once, the Hardware note says which seeds ran where (from the fold infos)."""
+    src = REPO / "results" / "cde" / "fr"
+    if not (src / "metrics.json").is_file():
+        pytest.skip("no committed results/cde/fr run")
+    dst = tmp_path / "results" / "cde" / "fr"
+    dst.mkdir(parents=True)
+    for name in ("metrics.json", "config.yaml"):
+        shutil.copy(src / name, dst / name)
+    devices: dict[int, set[str]] = {}
+    for info in sorted(src.glob("folds/seed*/*/*.json")):
+        seed = int(info.parent.parent.name.removeprefix("seed"))
+        (dst / info.relative_to(src)).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(info, dst / info.relative_to(src))
+        devices.setdefault(seed, set()).add(json.loads(info.read_text()).get("device"))
+    if len({frozenset(d) for d in devices.values()}) < 2:
+        pytest.skip("every seed of the committed run was trained on the same machine")
+    rep = Reproducer(ReproduceOptions(results=tmp_path / "results", train=False))
+    table = rep.table("table6")
+    hardware = table.title.rsplit("; ", 1)[1]
+    cpu = "CPU (x86_64, 2 cores)"
+    cpu_seeds = sorted(s for s, d in devices.items() if d == {"cpu (x86_64, 2 cores)"})
+    assert hardware.count(cpu) == 1
+    assert "seed" not in hardware
+    hw_note = next(n for n in table.notes if n.startswith("Hardware:"))
+    assert f"{cpu} (seed{'s' if len(cpu_seeds) > 1 else ''} " in hw_note
+
+
 @pytest.mark.skipif(not FLOWSET.is_dir(), reason="the composite flow set (../shared) is absent")
 def test_smic_hs_alone_on_the_real_flowset(tmp_path):
     engine = FakeEngine()

@@ -71,6 +71,7 @@ from mefr.report.tables import (
     cell_from_metrics,
     describe_run_hardware,
     difference_cell,
+    seed_hardware,
     write_table,
 )
 from mefr.train.config import PRESETS, TrainConfig, resolve_config
@@ -837,17 +838,22 @@ class Reproducer:
         return notes
 
     def _titled(self, title: str, refs: Sequence[RunRef]) -> str:
-        """Append ``[data; hardware]`` to a title."""
+        """Append ``[data; hardware]`` to a title (every machine that trained a seed)."""
         data = []
         if any(not r.synthetic for r in refs):
             data.append("MEGC 2019 composite flow set")
         if any(r.synthetic for r in refs):
             data.append("synthetic databases")
-        hw = list(dict.fromkeys(
-            self._hardware(o) for r in refs
-            if (o := self._outcomes.get(r)) is not None and o.config and o.metrics))
+        hw: dict[str, None] = {}
+        for r in refs:
+            o = self._outcomes.get(r)
+            if o is not None and o.config and o.metrics:
+                seeds = [int(s) for s in o.metrics.get("seeds", [])]
+                for text in seed_hardware(o.ref.run_dir, o.config, seeds).values():
+                    hw.update(dict.fromkeys(text.split(" + ")))
         parts = [" + ".join(data)] if data else []
         if hw:
+            # each machine once; the Hardware notes say which run and seed used which
             parts.append(", ".join(hw))
         return f"{title} [{'; '.join(parts)}]" if parts else title
 
