@@ -9,6 +9,7 @@ module.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
@@ -212,6 +213,7 @@ def test_table6_fig3_and_fig4_with_the_real_engine(tmp_path, synthetic_root, wor
     assert len(emb) == 2 * info["split"]["test_samples"]
     assert set(emb["model"]) == {"basic_inception", "fr"}
     assert info["models"]["fr"]["feature_dim"] == 1024  # FR's expression-refined feature
+    assert re.search(r"; CPU( \(.*\))?\]", f4["md"].read_text().splitlines()[0])  # as tables
     # a second call reuses the stored split, features and map
     stamp = (run_dir / "embedding.csv").stat().st_mtime_ns
     Reproducer(opts).reproduce("fig4")

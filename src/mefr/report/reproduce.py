@@ -69,6 +69,7 @@ from mefr.report.tables import (
     Row,
     average_cell,
     cell_from_metrics,
+    describe_fold_device,
     describe_run_hardware,
     difference_cell,
     seed_hardware,
@@ -982,7 +983,10 @@ class Reproducer:
                 f"{split['test_samples']} samples (paper: 34 subjects / 282 samples train)")
         title = f"Fig. 4 of the paper: t-SNE of test-sample features, CDE composite, {desc}"
         data = "synthetic databases" if synthetic else "MEGC 2019 composite flow set"
-        title_full = f"{title} [{data}; {info['hardware']}]"
+        hardware = info["hardware"]
+        if isinstance(hardware, str) and hardware.startswith(("cpu", "cuda")):
+            hardware = describe_fold_device(hardware)  # the engine's words -> the tables'
+        title_full = f"{title} [{data}; {hardware}]"
         table = ReportTable(
             "fig4", title_full,
             (Column("acc", "test Acc"), Column("sil_tsne", "silhouette (t-SNE 2-D)"),
