@@ -244,8 +244,9 @@ def test_missing_flowset_is_a_clear_error(tmp_path, monkeypatch):
         rep.reproduce("table6")
 
 
-def test_committed_real_run_renders_with_its_hardware(tmp_path):
-    """Table 6 from a copy of the committed real-data FR run (metrics + config only)."""
+def _copy_committed_fr_run(tmp_path: Path) -> tuple[Path, Path]:
+    """Copy ``metrics.json`` and ``config.yaml`` of the committed real-data FR run into
+    ``tmp_path/results/cde/fr``; skip when the repository has none."""
     src = REPO / "results" / "cde" / "fr"
     if not (src / "metrics.json").is_file():
         pytest.skip("no committed results/cde/fr run")
@@ -253,6 +254,12 @@ def test_committed_real_run_renders_with_its_hardware(tmp_path):
     dst.mkdir(parents=True)
     for name in ("metrics.json", "config.yaml"):
         shutil.copy(src / name, dst / name)
+    return src, dst
+
+
+def test_committed_real_run_renders_with_its_hardware(tmp_path):
+    """Table 6 from a copy of the committed real-data FR run (metrics + config only)."""
+    src, dst = _copy_committed_fr_run(tmp_path)
     rep = Reproducer(ReproduceOptions(results=tmp_path / "results", train=False))
     table = rep.table("table6")
     want = json.loads((src / "metrics.json").read_text())
@@ -268,13 +275,7 @@ def test_committed_real_run_renders_with_its_hardware(tmp_path):
 def test_title_names_each_machine_once_and_notes_say_which_seed(tmp_path):
     """A run whose seeds were trained on different machines: the title lists every
     machine once, the Hardware note says which seeds ran where (from the fold infos)."""
-    src = REPO / "results" / "cde" / "fr"
-    if not (src / "metrics.json").is_file():
-        pytest.skip("no committed results/cde/fr run")
-    dst = tmp_path / "results" / "cde" / "fr"
-    dst.mkdir(parents=True)
-    for name in ("metrics.json", "config.yaml"):
-        shutil.copy(src / name, dst / name)
+    src, dst = _copy_committed_fr_run(tmp_path)
     devices: dict[int, set[str]] = {}
     for info in sorted(src.glob("folds/seed*/*/*.json")):
         seed = int(info.parent.parent.name.removeprefix("seed"))
