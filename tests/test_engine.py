@@ -1,5 +1,12 @@
 """The engine: groups train exactly as single models, inner validation, metrics helper."""
 
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -133,3 +140,43 @@ def test_bad_labels_are_refused():
     with pytest.raises(ValueError, match="labels must lie"):
         train_group(x[:, :2], y + 5, _loso_jobs(groups, only=1), TrainConfig(epochs=1), 3,
                     progress=False)
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a zombie counts as ended)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_cpu_workers_end_when_their_run_is_killed():
+    """A killed ``mefr evaluate`` must not leave its training processes holding the cores."""
+    code = textwrap.dedent("""
+        import multiprocessing as mp, os, time
+        import numpy as np
+        from concurrent.futures import ProcessPoolExecutor
+        from mefr.train.engine import _init_worker
+        x, y = np.zeros((1, 2, 28, 28), np.float32), np.zeros(1, np.int64)
+        pool = ProcessPoolExecutor(1, mp_context=mp.get_context("spawn"),
+                                   initializer=_init_worker, initargs=(x, y, None, 1))
+        print(pool.submit(os.getpid).result(), flush=True)
+        pool.submit(time.sleep, 120)  # a long fold
+        time.sleep(120)
+    """)
+    run = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    worker = int(run.stdout.readline())
+    try:
+        assert _running(worker)
+        run.kill()
+        run.wait()
+        deadline = time.monotonic() + 30
+        while _running(worker) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _running(worker)
+    finally:
+        run.kill()
+        if _running(worker):
+            os.kill(worker, signal.SIGKILL)

@@ -303,6 +303,19 @@ _WORKER_DATA: dict[str, Any] = {}
 def _init_worker(x: np.ndarray, y: np.ndarray, groups: np.ndarray | None, threads: int) -> None:
     torch.set_num_threads(threads)
     _WORKER_DATA.update(x=x, y=y, groups=groups)
+    import threading
+
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True,
+                     name="mefr-parent-watch").start()
+
+
+def _exit_with_parent(parent: int, period: float = 1.0) -> None:
+    """End this worker once the process that started it is gone. A run killed from
+    outside (``kill``, a lost session) would otherwise leave its workers training folds
+    nobody collects, holding the cores; the run resumes from its finished folds."""
+    while os.getppid() == parent:
+        time.sleep(period)
+    os._exit(1)
 
 
 def _train_one_in_worker(job: Job, config: TrainConfig, num_classes: int, return_model: bool
