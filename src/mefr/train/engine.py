@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator
@@ -303,8 +304,6 @@ _WORKER_DATA: dict[str, Any] = {}
 def _init_worker(x: np.ndarray, y: np.ndarray, groups: np.ndarray | None, threads: int) -> None:
     torch.set_num_threads(threads)
     _WORKER_DATA.update(x=x, y=y, groups=groups)
-    import threading
-
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True,
                      name="mefr-parent-watch").start()
 
