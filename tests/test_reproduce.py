@@ -179,6 +179,30 @@ def test_single_database_loso_and_table7_on_synthetic(tmp_path, synthetic_root, 
         _metrics(base / "smic_hs" / "fr-e1")["per_seed"]["0"]["composite"]["acc"])
 
 
+class SlowSeedEngine(FakeEngine):
+    """FakeEngine whose folds of seed k take 10 * (k + 1) seconds each."""
+
+    def __call__(self, *args, **kw):
+        out = super().__call__(*args, **kw)
+        for key in out.info:
+            seed = int(key.split("/")[0].removeprefix("seed"))
+            out.info[key] = {"group_seconds": 10.0 * (seed + 1), "group_size": 1}
+        return out
+
+
+def test_table7_notes_the_seconds_of_each_seed(tmp_path, synthetic_root, work):
+    rep = Reproducer(_options(tmp_path, synthetic_root, work, seeds="0-1",
+                              train_fn=SlowSeedEngine()))
+    table = rep.table("table7")
+    fr = next(r for r in table.rows if r.label == "FR")
+    cell = fr.cells["smic_hs.et_s"]
+    assert cell.seeds == (0, 1) and cell.values == pytest.approx((10.0, 20.0))
+    notes = [n for n in table.notes if n.startswith("ET per seed, FR, SMIC-HS (")]
+    assert len(notes) == 1
+    assert "seed 0 10.0 s, seed 1 20.0 s" in notes[0]
+    assert not [n for n in table.notes if n.startswith("ET per seed, FR, Acc")]
+
+
 def test_table6_fig3_and_fig4_with_the_real_engine(tmp_path, synthetic_root, work):
     """Tables and Fig. 3 from runs (fake engine); Fig. 4 trains two real models."""
     opts = _options(tmp_path, synthetic_root, work, seeds="0", train_fn=FakeEngine())

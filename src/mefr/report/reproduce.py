@@ -273,7 +273,7 @@ TABLE_SPECS: dict[str, TableSpec] = {
         ("Per-database scores are the pooled CDE predictions restricted to that database.",
          "Rows without a network in mefr are the paper's numbers only.", _DUAL_NOTE,
          _LBPTOP_NOTE),
-        differences=(("FR", "STSTNet"),),
+        differences=(("FR", "OFF-ApexNet"), ("FR", "STSTNet")),
     ),
     "table3": TableSpec("table3", "CDMER Type-I tasks, UF1 / Acc", _cdmer_cols(range(1, 7)),
                         (RowSpec("FR", "fr", "FR"),), (_CDMER_NOTE,)),
@@ -785,6 +785,7 @@ class Reproducer:
         rows += self._difference_rows(spec, rows)
         columns = tuple(Column(c.key, c.header) for c in spec.columns)
         notes = self._notes(list(dict.fromkeys(used))) + list(spec.notes)
+        notes += self._timing_notes(spec, rows)
         if spec.differences:
             notes.append(DIFFERENCE_NOTE)
             notes += self._bootstrap_notes(spec, rows)
@@ -811,6 +812,26 @@ class Reproducer:
                      for k in ra.cells if k in rb.cells}
             out.append(Row(f"{a} minus {b}", cells, note="paired by seed"))
         return out
+
+    @staticmethod
+    def _timing_notes(spec: TableSpec, rows: Sequence[Row]) -> list[str]:
+        """Per-seed ET of every timed cell with several seeds: a wall-clock time depends on
+        what else the machine ran, so the spread of an ET cell is not the model's."""
+        notes = []
+        for col in spec.columns:
+            if col.metric != "et_s":
+                continue
+            for r in rows:
+                c = r.cells.get(col.key)
+                if c is None or len(c.values) < 2:
+                    continue
+                per_seed = ", ".join(f"seed {s} {v:.1f} s"
+                                     for s, v in zip(c.seeds, c.values, strict=True))
+                notes.append(f"ET per seed, {r.label}, {col.header.removesuffix(' ET (s)')} "
+                             f"({c.run_dir}): {per_seed}. Wall-clock seconds on the hardware "
+                             "listed; a seed that shared the machine with another run is "
+                             "slower, so the spread measures machine load, not the model.")
+        return notes
 
     def _bootstrap_notes(self, spec: TableSpec, rows: Sequence[Row]) -> list[str]:
         """For each difference whose two runs have predictions: the subject-bootstrap

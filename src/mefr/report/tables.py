@@ -243,7 +243,8 @@ def _seeds_text(row: Row, columns: Sequence[Column]) -> str:
 def _legend(table: ReportTable) -> list[str]:
     lines = [
         "ours = mean ± sample standard deviation (ddof=1) over the seeds in column "
-        "'Seeds' (no ± with one seed); paper = the published value.",
+        "'Seeds' (no ± with one seed; 'Seeds' lists several counts when a row's cells "
+        "rest on different numbers of seeds); paper = the published value.",
     ]
     if table.data_kind in ("synthetic", "mixed"):
         lines.append(
