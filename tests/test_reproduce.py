@@ -20,7 +20,7 @@ import pytest
 
 from mefr.evaluate.protocols import CDMER_EXPERIMENTS
 from mefr.models.registry import model_specs
-from mefr.report import reproduce as R
+from mefr.report import targets as T
 from mefr.report.reproduce import ReproduceError, ReproduceOptions, Reproducer, SyntheticSpec
 
 REPO = Path(__file__).resolve().parents[1]
@@ -84,8 +84,8 @@ def _metrics(run_dir: Path) -> dict:
 def test_targets_are_the_cli_choices():
     from mefr import cli
 
-    assert R.TARGETS == cli._REPRODUCE_TARGETS
-    assert set(R.TABLE_SPECS) | {"fig3", "fig4"} == set(R.TARGETS)
+    assert T.TARGETS == cli._REPRODUCE_TARGETS
+    assert set(T.TABLE_SPECS) | {"fig3", "fig4"} == set(T.TARGETS)
 
 
 def test_run_directory_layout(tmp_path):

@@ -494,7 +494,7 @@ def _run_demo(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------- reproduce
 # Written out so that building the parser imports nothing heavy (a test keeps it equal
-# to mefr.report.reproduce.TARGETS).
+# to mefr.report.targets.TARGETS).
 _REPRODUCE_TARGETS = ("table1", "table2", "table3", "table4", "table5", "table6", "table7",
                       "table8", "fig3", "fig4")
 

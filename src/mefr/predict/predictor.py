@@ -1,0 +1,318 @@
+"""A trained network with its preprocessing: load, save, predict, explain.
+
+:class:`Predictor` is built from a model file (:mod:`mefr.modelfile`) or by
+:func:`mefr.predict.training.train_model`; :meth:`Predictor.predict` gives one
+:class:`Prediction` per input, a failed input carrying its error.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mefr.modelfile import (
+    ModelFileError,
+    check_compatibility,
+    load_model_file,
+    save_model_file,
+    validate_header,
+)
+from mefr.models.base import GroupNet
+from mefr.models.registry import create_model
+from mefr.predict.explain import write_explanation
+from mefr.predict.inputs import PredictInput, PreparedClip, describe_input, prepare_input
+from mefr.preprocess.face import PreprocessError
+from mefr.preprocess.pipeline import PreprocessSettings
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The answer for one input.
+
+    ``predicted`` the class name; ``probabilities`` softmax of the class logits (Eq. (7)),
+    by class; ``detector_scores`` sigmoid of the K detectors' logits (Eq. (4)), by class,
+    ``None`` for networks without detectors; ``apex_index`` position of the apex frame
+    (0 = onset) and ``apex_frame`` its name; ``face_box`` ``(x, y, w, h)`` on the onset
+    frame; ``explanation`` the PNG written, if any; ``error`` why the input could not be
+    predicted (then the other fields are ``None``).
+    """
+
+    input: str
+    kind: str
+    predicted: str | None = None
+    probabilities: dict[str, float] | None = None
+    detector_scores: dict[str, float] | None = None
+    apex_index: int | None = None
+    apex_frame: str | None = None
+    num_frames: int | None = None
+    face_box: tuple[int, int, int, int] | None = None
+    notes: tuple[str, ...] = ()
+    explanation: str | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe dict of all fields."""
+        return {
+            "input": self.input,
+            "kind": self.kind,
+            "predicted": self.predicted,
+            "probabilities": self.probabilities,
+            "detector_scores": self.detector_scores,
+            "apex_index": self.apex_index,
+            "apex_frame": self.apex_frame,
+            "num_frames": self.num_frames,
+            "face_box": list(self.face_box) if self.face_box is not None else None,
+            "notes": list(self.notes),
+            "explanation": self.explanation,
+            "error": self.error,
+        }
+
+
+def _failure(name: str, kind: str, e: BaseException) -> Prediction:
+    reason = str(e) if isinstance(e, PreprocessError) else f"{type(e).__name__}: {e}"
+    if name not in reason:
+        reason = f"{name}: {reason}"
+    return Prediction(input=name, kind=kind, error=reason)
+
+
+# =========================================================================== predictor
+def _settings_of(header: Mapping[str, Any], source: str) -> PreprocessSettings:
+    try:
+        return PreprocessSettings.from_dict(header["preprocess"]["settings"])
+    except (TypeError, ValueError) as e:
+        raise ModelFileError(
+            f"{source}: the model's preprocessing settings cannot be used by this mefr ({e})"
+        ) from None
+
+
+def _build_network(header: Mapping[str, Any], source: str) -> GroupNet:
+    net = header["network"]
+    try:
+        return create_model(net["name"], int(net["num_classes"]), 1, **net["kwargs"])
+    except (TypeError, ValueError) as e:
+        raise ModelFileError(f"{source}: cannot build network {net['name']!r} ({e})") from None
+
+
+class Predictor:
+    """A trained network with its preprocessing, ready to predict new clips.
+
+    Build it with :meth:`from_file` (a model file) or :func:`train_model`; ``header`` is
+    the model file's header (see :mod:`mefr.modelfile`).
+    """
+
+    def __init__(self, model: GroupNet, header: Mapping[str, Any], source: str = "<model>",
+                 device: str | torch.device = "cpu") -> None:
+        self.header = validate_header(dict(header), source)
+        self.source = source
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.settings = _settings_of(self.header, source)
+        self.class_names: tuple[str, ...] = tuple(str(c) for c in self.header["classes"])
+        self.channels: tuple[str, ...] = tuple(self.header["input"]["channels"])
+        missing = [c for c in self.channels if c not in self.settings.channels]
+        if missing:
+            raise ModelFileError(
+                f"{source}: the network reads channels {missing} that the preprocessing "
+                f"settings do not make ({self.settings.channels})"
+            )
+        self._channel_index = [self.settings.channels.index(c) for c in self.channels]
+
+    # -- files ------------------------------------------------------------------------
+    @classmethod
+    def from_file(cls, path: str | os.PathLike, strict: bool = True,
+                  device: str | torch.device = "cpu") -> Predictor:
+        """Load a model file written by :meth:`save` (safetensors only; never unpickles).
+
+        Raises :class:`~mefr.modelfile.ModelFileError` for a foreign or tampered file,
+        another format version, weights that do not fit, or (``strict``) a preprocessing
+        made with another OpenCV major.minor or mefr major version; warns
+        (:class:`~mefr.modelfile.VersionMismatchWarning`) for smaller version differences.
+        """
+        tensors, header = load_model_file(path)
+        source = str(path)
+        check_compatibility(header, source, strict=strict)
+        model = _build_network(header, source)
+        try:
+            model.load_state_dict(tensors, strict=True)
+        except RuntimeError as e:
+            raise ModelFileError(
+                f"{source}: the weights do not fit network {header['network']['name']!r}: {e}"
+            ) from None
+        return cls(model, header, source=source, device=device)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the model file (safetensors weights + JSON header) to ``path``."""
+        return save_model_file(path, self.model.state_dict(), self.header)
+
+    # -- properties -------------------------------------------------------------------
+    @property
+    def network(self) -> str:
+        return str(self.header["network"]["name"])
+
+    @property
+    def has_detectors(self) -> bool:
+        """Whether the network has per-class detectors (the FR family)."""
+        return bool(self.header["network"].get("detectors", False))
+
+    # -- inputs -----------------------------------------------------------------------
+    def prepare(self, item: PredictInput, name: str = "") -> PreparedClip:
+        """One input as network input, with this model's preprocessing settings."""
+        return prepare_input(item, self.settings, name)
+
+    def network_input(self, x: np.ndarray) -> np.ndarray:
+        """Feature array(s) ``(..., C_pre, H, W)`` restricted to the network's channels."""
+        return np.ascontiguousarray(np.asarray(x)[..., self._channel_index, :, :], np.float32)
+
+    # -- network ----------------------------------------------------------------------
+    @torch.no_grad()
+    def forward(self, x: np.ndarray, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray | None]:
+        """Class probabilities ``(B, K)`` and detector scores ``(B, K)`` (or None) of
+        network inputs ``x`` ``(B, C, H, W)``, in batches of ``batch_size``."""
+        self.model.eval()
+        probs, dets = [], []
+        for s in range(0, len(x), max(1, batch_size)):
+            xb = torch.from_numpy(np.ascontiguousarray(x[s:s + batch_size])).to(self.device)
+            out = self.model(xb)
+            probs.append(torch.softmax(out.logits.float(), dim=-1).cpu().numpy())
+            if out.detector_logits is not None:
+                dets.append(torch.sigmoid(out.detector_logits.float()).cpu().numpy())
+        k = len(self.class_names)
+        p = np.concatenate(probs) if probs else np.zeros((0, k), np.float32)
+        d = np.concatenate(dets) if dets else None
+        return p, d
+
+    def saliency(self, x: np.ndarray, samples: int = 16, noise: float = 0.1,
+                 seed: int = 0) -> np.ndarray:
+        """Input-gradient saliency of each class's expression-specific branch, ``(K, H, W)``.
+
+        The score of class k is detector k's logit (Eq. (4)) for networks with detectors,
+        else the class-k logit. The map is ``|d score / d x|`` summed over the input
+        channels; with ``samples > 1`` averaged over ``samples`` copies of ``x`` with
+        Gaussian noise of standard deviation ``noise * (max(x) - min(x))`` (SmoothGrad),
+        drawn from ``seed``. ``x`` is one network input ``(C, H, W)``.
+        """
+        self.model.eval()
+        dtype = next(self.model.parameters()).dtype
+        base = torch.from_numpy(np.ascontiguousarray(x)).to(self.device, dtype)
+        n = max(1, int(samples))
+        batch = base.unsqueeze(0).repeat(n, 1, 1, 1)
+        if n > 1 and noise > 0:
+            gen = torch.Generator(device="cpu").manual_seed(seed)
+            sigma = float(noise) * float(base.max() - base.min())
+            draw = torch.randn(batch.shape, generator=gen, dtype=dtype)
+            batch = batch + sigma * draw.to(self.device)
+        batch.requires_grad_(True)
+        with torch.enable_grad():
+            out = self.model(batch)
+            scores = out.detector_logits if out.detector_logits is not None else out.logits
+            maps = []
+            for k in range(scores.shape[-1]):
+                (grad,) = torch.autograd.grad(scores[:, k].sum(), batch, retain_graph=True)
+                maps.append(grad.abs().sum(dim=1).mean(dim=0))
+        return torch.stack(maps).detach().cpu().numpy().astype(np.float32)
+
+    # -- the whole thing --------------------------------------------------------------
+    def predict(self, inputs: Iterable[PredictInput], batch_size: int = 64,
+                explain_dir: str | os.PathLike | None = None,
+                smoothgrad: int = 16) -> list[Prediction]:
+        """Predict every input (see the module docstring); one :class:`Prediction` each,
+        in order. Inputs that fail get ``error`` set; the others are still predicted.
+
+        ``explain_dir``: also write one explanation PNG per predicted input there
+        (:func:`write_explanation`, saliency with ``smoothgrad`` noisy samples).
+        """
+        items = list(inputs)
+        results: list[Prediction | None] = [None] * len(items)
+        prepared: list[tuple[int, PreparedClip]] = []
+        for i, item in enumerate(items):
+            name, kind = describe_input(item, i)
+            try:
+                prepared.append((i, self.prepare(item, name)))
+            except Exception as e:  # noqa: BLE001 - one bad input must not lose the others
+                results[i] = _failure(name, kind, e)
+        if prepared:
+            x = self.network_input(np.stack([c.x for _, c in prepared]))
+            probs, dets = self.forward(x, batch_size)
+            for j, (i, clip) in enumerate(prepared):
+                results[i] = self._prediction(clip, probs[j], None if dets is None else dets[j])
+        if explain_dir is not None:
+            for i, clip in prepared:
+                results[i] = self._explain(results[i], clip, Path(explain_dir), i, smoothgrad)
+        return [r for r in results if r is not None]
+
+    def _prediction(self, clip: PreparedClip, probs: np.ndarray,
+                    dets: np.ndarray | None) -> Prediction:
+        names = self.class_names
+        return Prediction(
+            input=clip.name,
+            kind=clip.kind,
+            predicted=names[int(np.argmax(probs))],
+            probabilities={c: float(p) for c, p in zip(names, probs, strict=True)},
+            detector_scores=None if dets is None else {
+                c: float(d) for c, d in zip(names, dets, strict=True)},
+            apex_index=clip.apex_index,
+            apex_frame=clip.apex_frame,
+            num_frames=clip.num_frames,
+            face_box=clip.box.as_tuple(),
+            notes=clip.notes,
+        )
+
+    def _explain(self, pred: Prediction | None, clip: PreparedClip, out_dir: Path, i: int,
+                 samples: int) -> Prediction | None:
+        if pred is None:
+            return None
+        path = out_dir / explanation_name(i, clip.name)
+        try:
+            sal = self.saliency(self.network_input(clip.x), samples=samples)
+            write_explanation(path, clip, pred, sal, self.settings, self.network,
+                              self.has_detectors, self.channels)
+        except Exception as e:  # noqa: BLE001 - a failed figure must not lose the prediction
+            note = f"explanation not written: {type(e).__name__}: {e}"
+            return replace(pred, notes=(*pred.notes, note))
+        return replace(pred, explanation=str(path))
+
+
+def explanation_name(i: int, name: str) -> str:
+    """``"003_EP02_01f.png"``: the input's position and a file-safe form of its last name part."""
+    first = name.split(" + ")[0]
+    stem = Path(first.rstrip("/\\")).stem or "input"
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._") or "input"
+    return f"{i:03d}_{safe[:60]}.png"
+
+
+
+
+def format_table(predictions: Sequence[Prediction], class_names: Sequence[str]) -> str:
+    """A plain-text table of predictions: input, predicted class, probabilities, detector
+    scores, apex; failed inputs show their error."""
+    width = max([5, *(len(_short(p.input)) for p in predictions)])
+    cols = " ".join(f"{'p_' + c[:8]:>10}" for c in class_names)
+    dets = " ".join(f"{'d_' + c[:8]:>10}" for c in class_names)
+    lines = [f"{'input':<{width}} {'predicted':<11} {cols} {dets} apex"]
+    for p in predictions:
+        if not p.ok:
+            lines.append(f"{_short(p.input):<{width}} error: {p.error}")
+            continue
+        probs = " ".join(f"{p.probabilities[c]:>10.3f}" for c in class_names)  # type: ignore[index]
+        ds = " ".join(
+            f"{p.detector_scores[c]:>10.3f}" if p.detector_scores else f"{'-':>10}"
+            for c in class_names
+        )
+        lines.append(f"{_short(p.input):<{width}} {p.predicted:<11} {probs} {ds} "
+                     f"{Path(str(p.apex_frame)).name}")
+    return "\n".join(lines)
+
+
+def _short(text: str, n: int = 60) -> str:
+    return text if len(text) <= n else "..." + text[-(n - 3):]

@@ -1,0 +1,258 @@
+"""Train one network on every clip of a database and return it as a :class:`Predictor`.
+
+:func:`load_training_data` reads raw databases (through their readers, a label protocol
+and :func:`mefr.preprocess.build_features`), the synthetic databases, or a pre-computed
+flow set; :func:`train_model` fits the network with :func:`mefr.train.engine.train_group`
+(one job: every row trains, none is tested) and fills the model file's header.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import platform
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from mefr.data.flowset import FlowSet
+from mefr.data.table import group_key
+from mefr.modelfile import make_header, mefr_version, opencv_version, package_version
+from mefr.models.registry import is_handcrafted, model_entry
+from mefr.predict.predictor import Predictor
+from mefr.preprocess.pipeline import PreprocessSettings
+from mefr.train.config import TrainConfig
+
+#: Data-source schemes of :func:`load_training_data` besides the dataset names.
+EXTRA_SCHEMES: tuple[str, ...] = ("synthetic", "flowset")
+#: The databases ``synthetic:DIR`` reads: the synthetic counterpart of the CDE composite.
+SYNTHETIC_CDE: tuple[tuple[str, str], ...] = (
+    ("casme2", "casme2"), ("samm", "samm"), ("smic_hs", "smic"),
+)
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """Training clips with their network inputs and a description for the model header.
+
+    ``features``: a :class:`~mefr.data.flowset.FlowSet` (or ``FeatureSet``) with a
+    ``label`` column; ``preprocess``: the header's ``preprocess`` section; ``data``: its
+    ``data`` section (see :mod:`mefr.modelfile`).
+    """
+
+    features: FlowSet
+    preprocess: dict[str, Any]
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_source(spec: str) -> tuple[str, Path]:
+    """``"casme2:/data/CASME2"`` -> ``("casme2", Path("/data/CASME2"))``; the scheme is a
+    dataset name (:data:`mefr.data.DATASETS`), ``synthetic`` or ``flowset``."""
+    from mefr.data.table import DATASETS
+
+    scheme, sep, path = spec.partition(":")
+    known = (*DATASETS, *EXTRA_SCHEMES)
+    if not sep or not path or scheme not in known:
+        raise ValueError(f"data source {spec!r}: expected SCHEME:PATH with SCHEME one of {known}")
+    return scheme, Path(path)
+
+
+def _read_sources(specs: Sequence[tuple[str, Path]]) -> pd.DataFrame:
+    from mefr.data import read_database
+
+    tables = []
+    for scheme, path in specs:
+        if scheme == "synthetic":
+            found = [(ds, path / sub) for ds, sub in SYNTHETIC_CDE
+                     if (path / sub / "synthetic_truth.csv").is_file()]
+            if not found:
+                raise ValueError(
+                    f"synthetic:{path}: no synthetic database there (write one with `mefr synth "
+                    f"{path}`)"
+                )
+            tables += [read_database(ds, root) for ds, root in found]
+        else:
+            tables.append(read_database(scheme, path))
+    return pd.concat(tables, ignore_index=True) if len(tables) > 1 else tables[0]
+
+
+def _fingerprint(x: np.ndarray, table: pd.DataFrame) -> str:
+    h = hashlib.sha256(np.ascontiguousarray(x, np.float32).tobytes())
+    keys = table["dataset"].astype(str) + "/" + table["subject"].astype(str) + "/" + \
+        table["clip"].astype(str)
+    h.update("\n".join(keys).encode())
+    h.update(np.asarray(table["label"], np.int64).tobytes())
+    return h.hexdigest()
+
+
+def describe_data(features: FlowSet, sources: Sequence[str], protocol: str,
+                  failures: Sequence[str] = ()) -> dict[str, Any]:
+    """The header's ``data`` section: sources, protocol, clip/subject/class counts, hash."""
+    table = features.table
+    labels = np.asarray(table["label"], np.int64)
+    counts = np.bincount(labels, minlength=len(features.class_names))
+    return {
+        "sources": list(sources),
+        "protocol": protocol,
+        "clips": int(len(table)),
+        "subjects": int(group_key(table).nunique()),
+        "datasets": {str(k): int(v) for k, v in
+                     table["dataset"].astype(str).value_counts().sort_index().items()},
+        "class_counts": {c: int(n) for c, n in zip(features.class_names, counts, strict=True)},
+        "failures": len(failures),
+        "failed_clips": list(failures)[:50],
+        "sha256": _fingerprint(features.x, table),
+    }
+
+
+def raw_preprocess_section(settings: PreprocessSettings) -> dict[str, Any]:
+    """The header's ``preprocess`` section for features made by mefr from raw clips."""
+    return {
+        "source": "raw",
+        "exact": True,
+        "settings": settings.to_dict(),
+        "channels": list(settings.channels),
+        "opencv": opencv_version(),
+        "yuface": package_version("yuface"),
+        "note": "mefr.preprocess: face on the onset (yuface), apex policy, TV-L1 (OpenCV)",
+    }
+
+
+def load_training_data(
+    sources: Sequence[str],
+    protocol: str = "cde",
+    settings: PreprocessSettings | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    workers: int | None = None,
+    progress: bool = True,
+) -> TrainingData:
+    """The training clips of ``sources`` (``SCHEME:PATH`` strings, see :func:`parse_source`).
+
+    * ``casme2:ROOT``, ``samm:ROOT``, ``smic_hs:ROOT``... raw databases (several may be
+      given; they are pooled), labelled by ``protocol`` and preprocessed with ``settings``
+      (through the feature cache ``cache_dir`` when given);
+    * ``synthetic:DIR`` the synthetic CASME II, SAMM and SMIC-HS under ``DIR`` (written by
+      ``mefr synth DIR``), handled as raw databases;
+    * ``flowset:PATH`` a pre-computed composite flow set (alone; CDE labels only). Its
+      preprocessing was not mefr's: the model file records mefr's closest settings
+      (``minmax_per_image``, the apex policy of ``settings``) and a warning at load time.
+    """
+    from mefr.data.labels import apply_protocol, protocol_classes
+
+    specs = [parse_source(s) for s in sources]
+    if not specs:
+        raise ValueError("no training data: give at least one data source")
+    s = settings or PreprocessSettings()
+    if any(scheme == "flowset" for scheme, _ in specs):
+        if len(specs) > 1:
+            raise ValueError("a flow set is a whole training set: give it as the only source")
+        if protocol != "cde":
+            raise ValueError(f"a flow set carries CDE labels; protocol {protocol!r} cannot apply")
+        from mefr.data.flowset import load_flowset
+
+        fs = load_flowset(specs[0][1])
+        approx = PreprocessSettings(**{**s.to_dict(), "normalisation": "minmax_per_image",
+                                       "strain": True})
+        pre = {**raw_preprocess_section(approx), "source": "flowset", "exact": False,
+               "note": "8-bit u/v/strain images min-max scaled per image by the flow set's own "
+                       "tool; mefr computes minmax_per_image TV-L1 flow instead"}
+        return TrainingData(fs, pre, describe_data(fs, list(sources), protocol))
+    table = apply_protocol(_read_sources(specs), protocol)
+    if len(table) == 0:
+        raise ValueError(f"no clip of {list(sources)} is labelled by protocol {protocol!r}")
+    fs = _build(table, s, cache_dir, workers, progress, protocol_classes(protocol))
+    if len(fs.table) == 0:
+        raise ValueError(f"every clip of {list(sources)} failed preprocessing: "
+                         + "; ".join(str(f) for f in fs.failures[:5]))
+    failures = [str(f) for f in getattr(fs, "failures", ())]
+    return TrainingData(fs, raw_preprocess_section(s),
+                        describe_data(fs, list(sources), protocol, failures))
+
+
+def _build(table: pd.DataFrame, settings: PreprocessSettings, cache_dir: Any, workers: Any,
+           progress: bool, class_names: tuple[str, ...]) -> FlowSet:
+    from mefr.preprocess.pipeline import build_features
+
+    return build_features(table, settings, cache_dir, workers=workers, progress=progress,
+                          class_names=class_names)
+
+
+def _environment() -> dict[str, Any]:
+    return {
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "platform": platform.platform(),
+    }
+
+
+def _check_channels(config: TrainConfig, feature_channels: Sequence[str]) -> None:
+    missing = [c for c in config.channels if c not in feature_channels]
+    if missing:
+        hint = " (add the strain channel: --strain)" if "strain" in missing else ""
+        raise ValueError(
+            f"the training config reads channels {list(config.channels)} but the features "
+            f"have {list(feature_channels)}{hint}"
+        )
+    entry = model_entry(config.model)
+    wanted = int(config.model_kwargs.get("in_channels", len(entry.channels)))
+    if wanted != len(config.channels):
+        raise ValueError(
+            f"network {config.model!r} reads {wanted} channels, the config gives "
+            f"{len(config.channels)} ({list(config.channels)}); set channels accordingly "
+            f"(e.g. --set channels=[{','.join(entry.channels)}])"
+        )
+
+
+def train_model(data: TrainingData, config: TrainConfig, seed: int = 0, device: str = "auto",
+                progress: bool = True) -> Predictor:
+    """Fit one network on every clip of ``data`` and return it as a :class:`Predictor`.
+
+    One :class:`~mefr.train.engine.Job` trains on all rows and tests on none, so the
+    model is the one after ``config.epochs`` epochs (or the inner-validation epoch when
+    ``config.select_epoch_by == "inner_val"``, which holds out training subjects).
+    """
+    from mefr.train.engine import Job, resolve_device, train_group
+
+    if is_handcrafted(config.model):
+        raise ValueError(f"{config.model!r} is a hand-crafted baseline without a network: it "
+                         "has no model file; evaluate it with `mefr evaluate`")
+    fs = data.features
+    _check_channels(config, fs.channels)
+    idx = [list(fs.channels).index(c) for c in config.channels]
+    x = np.ascontiguousarray(np.asarray(fs.x)[:, idx], np.float32)
+    y = np.array(fs.table["label"], dtype=np.int64)
+    k = len(fs.class_names)
+    groups = group_key(fs.table).to_numpy(dtype=object)
+    job = Job("model", int(seed), np.arange(len(y), dtype=np.int64), np.zeros(0, np.int64))
+    result = train_group(x, y, [job], config, k, groups=groups, device=device,
+                         progress=progress, return_models=True, workers=1)
+    model = result.models["model"].cpu().eval()  # type: ignore[index]
+    with torch.no_grad():
+        has_det = model(torch.zeros((1, *x.shape[1:]))).detector_logits is not None
+    info = result.info["model"]
+    header = make_header(
+        created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        mefr_version=mefr_version(),
+        network={"name": config.model, "num_classes": k, "detectors": has_det,
+                 "kwargs": {n: v for n, v in model.config.items() if n != "num_classes"}},
+        classes=list(fs.class_names),
+        input={"channels": list(config.channels), "size": int(x.shape[-1]),
+               "feature_channels": list(fs.channels)},
+        preprocess=data.preprocess,
+        train={**config.to_dict(), "seed": int(seed), "model_seed": info["seed"],
+               "device": str(resolve_device(device)), "evaluated_epoch": info["evaluated_epoch"],
+               "final_train_loss": info["final_train_loss"]},
+        data=data.data,
+        environment=_environment(),
+    )
+    return Predictor(model, header, source="<trained>")
+
+
