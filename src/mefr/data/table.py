@@ -37,6 +37,9 @@ subject ids never collide across databases. :func:`sample_key` gives
 
 from __future__ import annotations
 
+import hashlib
+
+import numpy as np
 import pandas as pd
 
 DATASETS: tuple[str, ...] = ("casme2", "samm", "smic_hs", "smic_vis", "smic_nir")
@@ -141,6 +144,17 @@ def group_key(df: pd.DataFrame) -> pd.Series:
 def sample_key(df: pd.DataFrame) -> pd.Series:
     """The unique id of each clip: ``"{dataset}/{subject}/{clip}"``."""
     return group_key(df) + "/" + df["clip"].astype(str)
+
+
+def features_fingerprint(x: np.ndarray, table: pd.DataFrame,
+                         labels: np.ndarray | None = None) -> str:
+    """sha256 of the inputs ``x`` (float32), the sample keys and the labels (``labels``,
+    else ``table["label"]``, int64): the identity of a data set in run and model files."""
+    y = table["label"] if labels is None else labels
+    h = hashlib.sha256(np.ascontiguousarray(x, dtype=np.float32).tobytes())
+    h.update("\n".join(sample_key(table)).encode())
+    h.update(np.ascontiguousarray(y, dtype=np.int64).tobytes())
+    return h.hexdigest()
 
 
 def sample_key_of(row: pd.Series) -> str:

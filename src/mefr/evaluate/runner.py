@@ -28,7 +28,6 @@ fold.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -46,7 +45,7 @@ import pandas as pd
 import yaml
 from tqdm.auto import tqdm
 
-from mefr.data.table import group_key, sample_key
+from mefr.data.table import features_fingerprint, group_key, sample_key
 from mefr.evaluate.metrics import COMPOSITE, Scores, scores_by_dataset
 from mefr.evaluate.protocols import Fold, protocol_folds
 from mefr.models.registry import is_handcrafted
@@ -223,14 +222,6 @@ def _plain(obj: Any) -> Any:
 
 
 # ----------------------------------------------------------------------------- config
-def _fingerprint(x: np.ndarray, table: pd.DataFrame, y: np.ndarray) -> str:
-    h = hashlib.sha256()
-    h.update(np.ascontiguousarray(x, dtype=np.float32).tobytes())
-    h.update("\n".join(sample_key(table)).encode())
-    h.update(np.ascontiguousarray(y, dtype=np.int64).tobytes())
-    return h.hexdigest()
-
-
 def _version(dist: str) -> str | None:
     try:
         return metadata.version(dist)
@@ -285,7 +276,7 @@ def describe_run(
                 "feature_channels": list(features.channels),
                 "input_shape": list(x.shape),
                 "folds": len(folds),
-                "sha256": _fingerprint(x, table, y),
+                "sha256": features_fingerprint(x, table, y),
             },
         }
     )

@@ -9,7 +9,6 @@ flow set; :func:`train_model` fits the network with :func:`mefr.train.engine.tra
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import os
 import platform
 import sys
@@ -23,7 +22,7 @@ import pandas as pd
 import torch
 
 from mefr.data.flowset import FlowSet
-from mefr.data.table import group_key
+from mefr.data.table import features_fingerprint, group_key
 from mefr.modelfile import make_header, mefr_version, opencv_version, package_version
 from mefr.models.registry import is_handcrafted, model_entry
 from mefr.predict.predictor import Predictor
@@ -83,15 +82,6 @@ def _read_sources(specs: Sequence[tuple[str, Path]]) -> pd.DataFrame:
     return pd.concat(tables, ignore_index=True) if len(tables) > 1 else tables[0]
 
 
-def _fingerprint(x: np.ndarray, table: pd.DataFrame) -> str:
-    h = hashlib.sha256(np.ascontiguousarray(x, np.float32).tobytes())
-    keys = table["dataset"].astype(str) + "/" + table["subject"].astype(str) + "/" + \
-        table["clip"].astype(str)
-    h.update("\n".join(keys).encode())
-    h.update(np.asarray(table["label"], np.int64).tobytes())
-    return h.hexdigest()
-
-
 def describe_data(features: FlowSet, sources: Sequence[str], protocol: str,
                   failures: Sequence[str] = ()) -> dict[str, Any]:
     """The header's ``data`` section: sources, protocol, clip/subject/class counts, hash."""
@@ -108,7 +98,7 @@ def describe_data(features: FlowSet, sources: Sequence[str], protocol: str,
         "class_counts": {c: int(n) for c, n in zip(features.class_names, counts, strict=True)},
         "failures": len(failures),
         "failed_clips": list(failures)[:50],
-        "sha256": _fingerprint(features.x, table),
+        "sha256": features_fingerprint(features.x, table),
     }
 
 

@@ -47,6 +47,7 @@ import pandas as pd
 import yaml
 
 from mefr.data.labels import protocol_classes
+from mefr.data.table import features_fingerprint
 from mefr.evaluate.compare import compare_runs
 from mefr.evaluate.metrics import COMPOSITE
 from mefr.evaluate.runner import FeatureSetLike, parse_seeds, run_protocol
@@ -242,16 +243,6 @@ def parameters_millions(model: str, num_classes: int) -> float:
         if s["name"] == model and s.get("detector_units", 1) == 1:
             return s["parameters"] / 1e6
     raise ReproduceError(f"no parameter count for {model!r} with {num_classes} classes")
-
-
-def features_fingerprint(x: np.ndarray, table: pd.DataFrame) -> str:
-    """sha256 of the inputs, the sample keys and the labels (identity of a data set)."""
-    h = hashlib.sha256(np.ascontiguousarray(x, dtype=np.float32).tobytes())
-    keys = (table["dataset"].astype(str) + "/" + table["subject"].astype(str) + "/"
-            + table["clip"].astype(str))
-    h.update("\n".join(keys).encode())
-    h.update(np.asarray(table["label"], dtype=np.int64).tobytes())
-    return h.hexdigest()
 
 
 def split_subjects(groups: Sequence[str], seed: int, fraction: float = 0.5
