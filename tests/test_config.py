@@ -23,6 +23,9 @@ def test_channels_follow_the_network_unless_set() -> None:
     assert resolve_config("cde").channels == ("u", "v")
     cfg = resolve_config("cde", None, ["model=ststnet", "channels=[u, v]"])
     assert cfg.channels == ("u", "v")
+    # the comma-separated spelling of the command line, not one channel per character
+    assert resolve_config("cde", None, ["channels=v, strain"]).channels == ("v", "strain")
+    assert resolve_config("cde", None, ["betas=0.5,0.9"]).betas == (0.5, 0.9)
 
 
 def test_round_trip_through_a_dict() -> None:
@@ -35,6 +38,10 @@ def test_round_trip_through_a_dict() -> None:
     (["optimizer=rmsprop"], "optimizer must be"),
     (["epochs=0"], "epochs must be positive"),
     (["dropout=1.0"], "dropout must be in"),
+    (["inner_val_fraction=0"], r"inner_val_fraction must be in \(0, 1\)"),
+    (["inner_val_fraction=1.5"], r"inner_val_fraction must be in \(0, 1\)"),
+    (["betas=[0.9]"], "betas must be two numbers"),
+    (["betas=[0.9, fast]"], "betas must be a number"),
     (["model=resnet"], "resnet"),
 ])
 def test_bad_settings_are_named(over: list[str], message: str) -> None:

@@ -106,6 +106,32 @@ def test_inner_validation_picks_an_epoch_without_the_test_fold():
         assert res.info[j.key]["inner_val_rows"] > 0
 
 
+def test_inner_validation_ignores_the_test_rows():
+    """Changing the test subject's labels and inputs changes neither the chosen epoch nor,
+    for the labels, the predictions: nothing of the test fold reaches the selection."""
+    x, y, groups = _toy()
+    job = _loso_jobs(groups, only=1)[0]
+    cfg = TrainConfig(model="fr", model_kwargs=SMALL_FR, epochs=4, batch_size=16, lr=1e-3,
+                      select_epoch_by="inner_val")
+
+    def run(x, y):
+        res = train_group(x[:, :2], y, [job], cfg, 3, groups=groups, workers=1,
+                          progress=False)
+        return res.info[job.key]["evaluated_epoch"], res.probs[job.key]
+
+    epoch, probs = run(x, y)
+    y_changed = y.copy()
+    y_changed[job.test_idx] = (y[job.test_idx] + 1) % 3
+    epoch_y, probs_y = run(x, y_changed)
+    x_changed = x.copy()
+    x_changed[job.test_idx] = np.random.default_rng(9).normal(
+        0, 2, x[job.test_idx].shape).astype(np.float32)
+    epoch_x, probs_x = run(x_changed, y)
+    assert epoch_y == epoch and epoch_x == epoch
+    np.testing.assert_allclose(probs_y, probs, rtol=0, atol=1e-6)
+    assert not np.allclose(probs_x, probs)  # the test inputs do reach the predictions
+
+
 def test_macro_f1_per_model_matches_sklearn():
     rng = np.random.default_rng(3)
     pred = rng.integers(0, 4, (3, 20))
@@ -180,3 +206,21 @@ def test_cpu_workers_end_when_their_run_is_killed():
         run.kill()
         if _running(worker):
             os.kill(worker, signal.SIGKILL)
+
+
+def test_balanced_class_weights_match_sklearn():
+    """``class_weighting=balanced``: each training fold's inverse class frequency, as
+    scikit-learn's ``compute_class_weight("balanced")``; 0 for a class the fold lacks."""
+    from sklearn.utils.class_weight import compute_class_weight
+
+    from mefr.train.engine import _class_weights
+
+    y = np.array([0, 0, 0, 1, 2, 2, 1, 0, 0, 2])
+    fits = [np.arange(10), np.array([0, 1, 2, 4, 5])]  # the second fold has no class 1
+    got = _class_weights(y, fits, 3, "balanced", torch.device("cpu")).numpy()
+    np.testing.assert_allclose(
+        got[0], compute_class_weight("balanced", classes=np.arange(3), y=y), rtol=1e-6)
+    present = compute_class_weight("balanced", classes=np.array([0, 2]), y=y[fits[1]])
+    np.testing.assert_allclose(got[1], [present[0] * 2 / 3, 0.0, present[1] * 2 / 3],
+                               rtol=1e-6)
+    assert _class_weights(y, fits, 3, "none", torch.device("cpu")) is None

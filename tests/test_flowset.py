@@ -74,3 +74,14 @@ def test_undecodable_image_is_named(tmp_path):
     (tmp_path / "imgs" / "006_006_1_2 .png").write_bytes(b"not a png")
     with pytest.raises(FlowSetError, match="006_006_1_2 .png: does not decode"):
         load_flowset(tmp_path, csv_name="labels.csv", image_dir="imgs")
+
+
+def test_an_image_of_another_size_is_named(tmp_path):
+    _write(tmp_path, ROWS)
+    big = np.zeros((32, 30, 3), dtype=np.uint8)
+    ok, buf = cv2.imencode(".png", big)
+    assert ok
+    (tmp_path / "imgs" / "sub01_EP02_01f .png").write_bytes(buf.tobytes())
+    with pytest.raises(FlowSetError, match=r"sub01_EP02_01f .png: 30x32 pixels, where the "
+                       r"first image is 28x28 \(.*labels.csv, row 3\)"):
+        load_flowset(tmp_path, csv_name="labels.csv", image_dir="imgs")

@@ -96,8 +96,11 @@ def test_settings_and_misuse() -> None:
         train_group(x, y, [job], _config(model_kwargs={"gamma": 1}), 3, progress=False)
     with pytest.raises(ValueError, match="no network to return"):
         train_group(x, y, [job], _config(), 3, progress=False, return_models=True)
-    strong = train_group(x, y, [job], _config(model_kwargs={"C": 10.0}), 3, progress=False)
-    assert strong.probs["j"].shape == (20, 3)
+    default = train_group(x, y, [job], _config(), 3, progress=False).probs["j"]
+    weak = train_group(x, y, [job], _config(model_kwargs={"C": 1e-4}), 3,
+                       progress=False).probs["j"]
+    assert weak.shape == (20, 3)
+    assert not np.allclose(weak, default)  # C reaches the SVM (the blobs separate at C=1)
 
 
 def test_cli_evaluate_lbptop_on_raw_databases(tmp_path: Path,

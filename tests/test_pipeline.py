@@ -169,6 +169,10 @@ def test_face_none_uses_whole_frames():
     shifted = np.roll(noise, 1, axis=1)
     f = clip_features(noise, shifted, PreprocessSettings(face="none", normalisation="none"))
     assert f.box.as_tuple() == (0, 0, 50, 40)
+    # the whole frame moved 1 px right: u ~ 1 px, v ~ 0 (flow values are not rescaled)
+    assert f.x.shape == (2, 28, 28)
+    assert abs(float(np.median(f.x[0])) - 1.0) < 0.05
+    assert abs(float(np.median(f.x[1]))) < 0.05
 
 
 def test_settings_validation():
@@ -180,6 +184,10 @@ def test_settings_validation():
         PreprocessSettings(face="mtcnn")
     with pytest.raises(ValueError, match="unknown preprocessing settings"):
         PreprocessSettings.from_dict({"sizee": 28})
+    with pytest.raises(ValueError, match="size must be >= 1, got 0"):
+        PreprocessSettings(size=0)
+    with pytest.raises(ValueError, match=r"face_size must be >= 8 \(or None\), got 4"):
+        PreprocessSettings(face_size=4)
     s = PreprocessSettings.from_dict({"size": 32, "strain": True})
     assert s.size == 32 and s.channels == ("u", "v", "strain")
     assert PreprocessSettings.from_dict(s.to_dict()) == s

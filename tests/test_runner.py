@@ -228,6 +228,19 @@ def test_more_seeds_extend_a_finished_run(tmp_path: Path) -> None:
     assert yaml.safe_load((tmp_path / "config.yaml").read_text())["seeds"] == [0, 1]
 
 
+def test_fewer_seeds_rebuild_the_outputs_of_a_finished_run(tmp_path: Path) -> None:
+    both = _run(tmp_path, seeds="0-1")
+    one = _run(tmp_path, seeds=0)
+    assert one.trained == () and not one.already_complete
+    assert one.metrics["seeds"] == [0]
+    assert set(one.predictions["seed"]) == {0}
+    on_disk = json.loads((tmp_path / "metrics.json").read_text())
+    assert on_disk["seeds"] == [0]
+    seed0 = both.predictions[both.predictions["seed"] == 0].reset_index(drop=True)
+    pd.testing.assert_frame_equal(one.predictions, seed0)
+    assert _run(tmp_path, seeds=0).already_complete
+
+
 def test_cdmer_run_scores_the_target(tmp_path: Path) -> None:
     res = _run(tmp_path, protocol="cdmer:8", seeds=0)  # H -> C
     assert set(res.predictions["dataset"]) == {"casme2"}
@@ -304,12 +317,22 @@ def test_cli_evaluate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     cfg = yaml.safe_load((run / "config.yaml").read_text())
     assert cfg["train"]["model"] == "basic_inception" and cfg["train"]["epochs"] == 2
     assert cfg["features"] == f"flowset:{tmp_path / 'flow'}"
-    assert (run / "table.md").read_text().splitlines()[2].startswith("| basic_inception |")
+    table = (run / "table.md").read_text().splitlines()
+    assert table[0] == "| Model | CASME II Acc | CASME II UF1 | CASME II UAR |"  # as Table 5
+    assert table[2].startswith("| basic_inception |")
     assert "run complete" in capsys.readouterr().out
     assert main(argv) == 0 and len(engine.calls) == 1
     assert "nothing to do" in capsys.readouterr().out
     assert main([*argv[:-3], "--set", "lr=0.01", *argv[-3:]]) == 2
     assert "train.lr" in capsys.readouterr().err
+    other = str(tmp_path / "other")
+    # a flow set is onset->apex flow: Dual-Inception (middle frame) and LBP-TOP are refused
+    for model in ("dual_inception", "lbptop_svm"):
+        assert main([*argv[:5], "--model", model, "--run-dir", other]) == 2
+        assert f"--model {model} needs" in capsys.readouterr().err
+    assert main([*argv[:-3], "--labels", "four_class", "--run-dir", other]) == 2
+    assert "--labels four_class applies to --data" in capsys.readouterr().err
+    assert not (tmp_path / "other").exists() and len(engine.calls) == 1
 
 
 def test_a_stale_fold_file_is_named_before_training(tmp_path: Path) -> None:

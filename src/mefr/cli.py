@@ -240,12 +240,30 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_run_evaluate)
 
 
+def _check_flowset_model(args: argparse.Namespace, model: str) -> None:
+    """A flow set holds onset->apex flow with its own labels: refuse a network that needs
+    other inputs (Dual-Inception's middle frame, LBP-TOP's frames) or ``--labels``."""
+    from mefr.models.registry import model_entry
+
+    if args.labels:
+        raise ValueError(f"--labels {args.labels} applies to --data; the labels of "
+                         f"--features {args.features} are those it was stored with")
+    entry = model_entry(model)
+    if args.features.startswith("flowset:") and (
+            entry.apex_policy != "annotated" or entry.descriptor != "flow"):
+        raise ValueError(
+            f"--model {model} needs {entry.descriptor} inputs with the {entry.apex_policy!r} "
+            f"apex; --features {args.features} holds onset->annotated-apex flow. Use "
+            "--data with the raw databases instead")
+
+
 def _evaluation_features(args: argparse.Namespace, model: str):  # -> (features, source)
     """``--features`` loaded, or the ``--data`` databases read, labelled and preprocessed."""
     from mefr.evaluate.runner import load_features
     from mefr.predict import load_training_data
 
     if args.features:
+        _check_flowset_model(args, model)
         return load_features(args.features), args.features
     labels = args.labels or ("cdmer" if args.protocol.startswith("cdmer") else "cde")
     settings = _settings_from_args(args, model)

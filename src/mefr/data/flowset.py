@@ -11,6 +11,7 @@ three are accepted.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,10 +54,20 @@ class FlowSet:
     channels: tuple[str, ...]
     class_names: tuple[str, ...]
 
-    def select_channels(self, names: tuple[str, ...]) -> np.ndarray:
+    def select_channels(self, names: Sequence[str]) -> np.ndarray:
         """The input array restricted to ``names`` (e.g. ``("u", "v")`` for FR)."""
-        idx = [self.channels.index(n) for n in names]
-        return self.x[:, idx]
+        return select_channels(self.x, self.channels, names)
+
+
+def select_channels(x: np.ndarray, channels: Sequence[str], names: Sequence[str]
+                    ) -> np.ndarray:
+    """``x`` ``(N, C, ...)``, whose channels are ``channels``, restricted to ``names`` in
+    that order, as a contiguous float32 array (the networks' input)."""
+    missing = [n for n in names if n not in channels]
+    if missing:
+        raise ValueError(f"channels {missing} are not among the features' {tuple(channels)}")
+    idx = [list(channels).index(n) for n in names]
+    return np.ascontiguousarray(np.asarray(x)[:, idx], dtype=np.float32)
 
 
 def _image_path(image_dir: Path, stem: str) -> Path:
@@ -75,8 +86,8 @@ def load_flowset(
     """Read a composite flow set (label CSV + folder of 28x28 u/v/strain PNGs).
 
     Raises :class:`FlowSetError` naming the CSV row and the file when a label is not
-    0/1/2, a dataset is unknown, or an image is missing or does not decode to
-    three channels.
+    0/1/2, a dataset is unknown, or an image is missing, does not decode to three
+    channels, or differs in size from the first.
     """
     root = Path(root)
     csv_path = root / csv_name
@@ -109,6 +120,10 @@ def load_flowset(
         bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if bgr is None or bgr.ndim != 3 or bgr.shape[2] != 3:
             raise FlowSetError(f"{path}: does not decode to a 3-channel image ({where})")
+        if arrays and bgr.shape[:2] != arrays[0].shape[1:]:
+            raise FlowSetError(
+                f"{path}: {bgr.shape[1]}x{bgr.shape[0]} pixels, where the first image is "
+                f"{arrays[0].shape[2]}x{arrays[0].shape[1]} ({where})")
         rgb = bgr[:, :, ::-1]  # R = u, G = v, B = strain
         arrays.append(np.ascontiguousarray(rgb.transpose(2, 0, 1)))
         rows.append(

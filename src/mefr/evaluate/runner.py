@@ -45,6 +45,7 @@ import pandas as pd
 import yaml
 from tqdm.auto import tqdm
 
+from mefr.data.flowset import load_flowset, select_channels
 from mefr.data.table import features_fingerprint, group_key, sample_key
 from mefr.evaluate.metrics import COMPOSITE, Scores, scores_by_dataset
 from mefr.evaluate.protocols import Fold, protocol_folds
@@ -91,7 +92,6 @@ class FeatureSetLike(Protocol):
     class_names: tuple[str, ...]
 
 
-OnResult = Callable[[str, np.ndarray], None]
 TrainFn = Callable[..., Any]
 
 
@@ -106,8 +106,6 @@ def register_feature_loader(scheme: str, loader: FeatureLoader) -> None:
 
 
 def _load_flowset(path: str) -> FeatureSetLike:
-    from mefr.data.flowset import load_flowset
-
     return load_flowset(path)
 
 
@@ -177,11 +175,7 @@ def _inputs(features: FeatureSetLike, channels: Sequence[str]) -> np.ndarray:
         raise ValueError(
             f"feature array has shape {x.shape}; expected (N={len(features.table)}, C, H, W)"
         )
-    missing = [c for c in channels if c not in features.channels]
-    if missing:
-        raise ValueError(f"channels {missing} asked by the config are not in {features.channels}")
-    idx = [list(features.channels).index(c) for c in channels]
-    return np.ascontiguousarray(x[:, idx], dtype=np.float32)
+    return select_channels(x, features.channels, channels)
 
 
 # ----------------------------------------------------------------------------- files
@@ -463,9 +457,14 @@ def compute_metrics(
     }
 
 
-def _table_metrics(protocol: str) -> tuple[str, str]:
-    # Table 2 (CDE, LOSO) reports UF1 / UAR; Tables 3-4 (CDMER) report UF1 / Acc.
-    return ("uf1", "acc") if protocol.startswith("cdmer") else ("uf1", "uar")
+def _table_metrics(protocol: str) -> tuple[str, ...]:
+    # Table 2 (CDE) reports UF1 / UAR; Tables 3-4 (CDMER) UF1 / Acc; Table 5 (one database
+    # alone) Acc, shown here beside UF1 / UAR.
+    if protocol.startswith("cdmer"):
+        return ("uf1", "acc")
+    if protocol.startswith("loso:"):
+        return ("acc", "uf1", "uar")
+    return ("uf1", "uar")
 
 
 def _cell(mean: float | None, std: float | None) -> str:
@@ -478,7 +477,8 @@ def markdown_table(metrics: dict[str, Any], row_name: str | None = None) -> str:
     """A Markdown table laid out like the paper's Table 2 (one row per model).
 
     Columns: Composite (when the run spans several databases), then each database,
-    times UF1 / UAR (UF1 / Acc for CDMER), as ``mean ± std`` over seeds.
+    times UF1 / UAR (UF1 / Acc for CDMER; Acc / UF1 / UAR for one database alone), as
+    ``mean ± std`` over seeds.
     """
     metric_names = _table_metrics(metrics["protocol"])
     dbs = [d for d in metrics["databases"] if d != COMPOSITE]
@@ -540,10 +540,18 @@ class RunResult:
 OUTPUTS = ("predictions.csv", "metrics.json", "table.md")
 
 
-def _outputs_exist(run_dir: Path, seeds: Sequence[int]) -> bool:
-    return all((run_dir / f).is_file() for f in OUTPUTS) and all(
+def _outputs_current(run_dir: Path, seeds: Sequence[int]) -> bool:
+    """Whether the run's outputs exist and cover exactly ``seeds`` (a narrowed or widened
+    seed list rebuilds them from the fold files)."""
+    if not all((run_dir / f).is_file() for f in OUTPUTS) or not all(
         (run_dir / "megc_log" / f"seed{s}.txt").is_file() for s in seeds
-    )
+    ):
+        return False
+    try:
+        written = json.loads((run_dir / "metrics.json").read_text()).get("seeds")
+    except (OSError, ValueError, AttributeError):
+        return False
+    return written == [int(s) for s in seeds]
 
 
 def _train_missing(
@@ -639,7 +647,7 @@ def run_protocol(
     skipped = tuple(j.key for j in jobs if path_of[j.key].is_file())
     for key in skipped:  # a stale fold file fails now, not after hours of training
         _read_fold(path_of[key], by_key[key].test_idx, y)
-    if not todo and _outputs_exist(run_dir, seeds):
+    if not todo and _outputs_current(run_dir, seeds):
         print(f"{run_dir}: run complete ({len(jobs)} folds); nothing to do")
         return RunResult(
             run_dir=run_dir, trained=(), skipped=skipped, already_complete=True,

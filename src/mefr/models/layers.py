@@ -88,9 +88,8 @@ class GroupConv2d(nn.Module):
     """``num_groups`` independent 2-D convolutions (stride 1, 'same' padding).
 
     Input and output are packed ``(B, num_groups * C, H, W)``. ``weight`` is
-    ``(num_groups * out, in, k, k)``. ``init_fan_out`` lets a layer that fuses several
-    sub-layers of ``init_fan_out // (k*k)`` filters each initialise them as the separate
-    layers they stand for.
+    ``(num_groups * out, in, k, k)``; each group is initialised as one Keras layer of
+    its own (fan-in ``in * k * k``, fan-out ``out * k * k``).
     """
 
     def __init__(
@@ -99,7 +98,6 @@ class GroupConv2d(nn.Module):
         in_channels: int,
         out_channels: int,
         kernel_size: int,
-        init_fan_out: int | None = None,
         padding: int | None = None,
     ) -> None:
         super().__init__()
@@ -109,7 +107,7 @@ class GroupConv2d(nn.Module):
         self.kernel_size = kernel_size
         self.padding = kernel_size // 2 if padding is None else padding
         k2 = kernel_size * kernel_size
-        self.init_fan_out = init_fan_out if init_fan_out is not None else out_channels * k2
+        self.init_fan_out = out_channels * k2
         self.weight = nn.Parameter(
             torch.empty(num_groups * out_channels, in_channels, kernel_size, kernel_size)
         )

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from mefr.data.flowset import FlowSet
+from mefr.data.flowset import FlowSet, select_channels
 from mefr.data.table import features_fingerprint, group_key
 from mefr.modelfile import make_header, mefr_version, opencv_version, package_version
 from mefr.models.registry import is_handcrafted, model_entry
@@ -216,8 +216,7 @@ def train_model(data: TrainingData, config: TrainConfig, seed: int = 0, device: 
                          "has no model file; evaluate it with `mefr evaluate`")
     fs = data.features
     _check_channels(config, fs.channels)
-    idx = [list(fs.channels).index(c) for c in config.channels]
-    x = np.ascontiguousarray(np.asarray(fs.x)[:, idx], np.float32)
+    x = select_channels(fs.x, fs.channels, config.channels)
     y = np.array(fs.table["label"], dtype=np.int64)
     k = len(fs.class_names)
     groups = group_key(fs.table).to_numpy(dtype=object)

@@ -122,8 +122,10 @@ class PreprocessSettings:
             raise ValueError(f"margin must be > -0.5, got {self.margin}")
         if not 0.0 <= self.face_conf <= 1.0:
             raise ValueError(f"face_conf must lie in [0, 1], got {self.face_conf}")
-        if self.size < 1 or (self.face_size is not None and self.face_size < 8):
-            raise ValueError(f"size {self.size} must be >= 1 and face_size >= 8 (or None)")
+        if self.size < 1:
+            raise ValueError(f"size must be >= 1, got {self.size}")
+        if self.face_size is not None and self.face_size < 8:
+            raise ValueError(f"face_size must be >= 8 (or None), got {self.face_size}")
         if self.scale <= 0:
             raise ValueError(f"scale must be positive, got {self.scale}")
 

@@ -46,6 +46,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from mefr.data.flowset import select_channels
 from mefr.data.labels import protocol_classes
 from mefr.data.table import features_fingerprint
 from mefr.evaluate.compare import compare_runs
@@ -755,7 +756,8 @@ class Reproducer:
         split = info["split"]
         desc = (f"train {split['train_subjects']} subjects / {split['train_samples']} "
                 f"samples, test {split['test_subjects']} subjects / "
-                f"{split['test_samples']} samples (paper: 34 subjects / 282 samples train)")
+                f"{split['test_samples']} samples (paper: {P.FIG4_SPLIT['train_subjects']} "
+                f"subjects / {P.FIG4_SPLIT['train_samples']} samples train)")
         title = f"Fig. 4 of the paper: t-SNE of test-sample features, CDE composite, {desc}"
         data = "synthetic databases" if synthetic else "MEGC 2019 composite flow set"
         hardware = info["hardware"]
@@ -817,8 +819,7 @@ class Reproducer:
         hardware = ""
         for model in ("basic_inception", "fr"):
             config = self.config_for("cde", model)
-            idx = [list(features.channels).index(c) for c in config.channels]
-            x = np.ascontiguousarray(np.asarray(features.x)[:, idx], dtype=np.float32)
+            x = select_channels(features.x, features.channels, config.channels)
             job = Job(key=f"fig4/{model}", seed=seed, train_idx=train_idx, test_idx=test_idx)
             res = train_group(x, y, [job], config, k, groups=groups, device=self.options.device,
                               progress=self.options.progress, return_models=True, workers=1)

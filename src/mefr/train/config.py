@@ -38,7 +38,9 @@ class TrainConfig:
         ``inner_val_fraction`` of the *training* subjects, pick the epoch with the best
         inner UF1, retrain nothing: the weights of that epoch are evaluated).
     inner_val_fraction : share of training subjects held out when ``inner_val``.
-    dropout : dropout probability of the classifier (Section 3.3: 0.5).
+    dropout : dropout probability of the classifier (Section 3.3: 0.5). Basic Inception
+        and Dual-Inception ignore it: the paper gives their head no dropout (Table 1(a)),
+        and ``model_kwargs={"dropout": p}`` adds one.
     """
 
     model: str = "fr"
@@ -74,6 +76,11 @@ class TrainConfig:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if not 0.0 < self.inner_val_fraction < 1.0:
+            raise ValueError(
+                f"inner_val_fraction must be in (0, 1), got {self.inner_val_fraction!r}")
+        if len(self.betas) != 2:
+            raise ValueError(f"betas must be two numbers, got {list(self.betas)!r}")
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -88,10 +95,13 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown training settings {unknown}; known: {sorted(known)}")
         d = {k: _coerce(k, v) for k, v in d.items()}
-        if "channels" in d:
-            d["channels"] = tuple(d["channels"])
+        for key in ("channels", "betas"):  # a list, or "u,v" from --set channels=u,v
+            if key in d:
+                value = d[key]
+                items = value.split(",") if isinstance(value, str) else value
+                d[key] = tuple(s.strip() if isinstance(s, str) else s for s in items)
         if "betas" in d:
-            d["betas"] = tuple(d["betas"])
+            d["betas"] = tuple(_coerce("betas", b, float) for b in d["betas"])
         return cls(**d)
 
 
@@ -99,10 +109,12 @@ _FLOATS = ("lr", "momentum", "eps", "weight_decay", "lam", "inner_val_fraction",
 _INTS = ("batch_size", "epochs")
 
 
-def _coerce(key: str, value: Any) -> Any:
+def _coerce(key: str, value: Any, kind: type | None = None) -> Any:
     """A numeric setting as a number: YAML 1.1 leaves ``1e-3`` a string, and a file may
-    quote numbers; anything that is not a number is a clear error."""
-    kind = float if key in _FLOATS else int if key in _INTS else None
+    quote numbers; anything that is not a number is a clear error. ``kind`` defaults to
+    the setting's own (float, int, or None for a non-numeric setting)."""
+    if kind is None:
+        kind = float if key in _FLOATS else int if key in _INTS else None
     if kind is None or isinstance(value, bool):
         return value
     try:
