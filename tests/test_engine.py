@@ -12,6 +12,7 @@ import pytest
 import torch
 from sklearn.metrics import f1_score
 
+from mefr.evaluate.metrics import uf1
 from mefr.train.config import TrainConfig
 from mefr.train.engine import (
     Job,
@@ -136,13 +137,15 @@ def test_macro_f1_per_model_matches_sklearn():
     rng = np.random.default_rng(3)
     pred = rng.integers(0, 4, (3, 20))
     true = rng.integers(0, 3, (3, 20))  # class 3 never true
+    pred[1][pred[1] == 3] = 0  # model 1: class 3 in neither truth nor prediction
     w = (rng.random((3, 20)) > 0.2).astype(np.float32)
-    got = macro_f1_per_model(torch.from_numpy(pred), torch.from_numpy(true), torch.from_numpy(w), 4)
+    got = macro_f1_per_model(torch.from_numpy(pred), torch.from_numpy(true), torch.from_numpy(w), 5)
     for g in range(3):
         m = w[g] > 0
-        ref = f1_score(true[g][m], pred[g][m], labels=[0, 1, 2, 3], average="macro",
-                       zero_division=0)
+        # Eq. 10 as reported: the classes present in truth or prediction (sklearn's default)
+        ref = f1_score(true[g][m], pred[g][m], average="macro", zero_division=0)
         assert got[g].item() == pytest.approx(ref, abs=1e-6)
+        assert got[g].item() == pytest.approx(uf1(true[g][m], pred[g][m], 5), abs=1e-6)
 
 
 def test_plan_groups_by_steps_and_size():

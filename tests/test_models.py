@@ -185,3 +185,24 @@ def test_bad_input_shape_is_explained():
     m = create_model("fr", 3, num_models=2)
     with pytest.raises(ValueError, match="group of 2 models"):
         m(torch.zeros(2, 2, 28, 28))
+
+
+def test_two_unit_detectors_give_the_log_odds_of_their_softmax():
+    """With ``detector_units=2`` each detector ends in a 2-way softmax (Keras style); its
+    logit is unit 1 minus unit 0, so Eq. 4's BCE equals that softmax's cross-entropy."""
+    from mefr.train.losses import detection_loss
+
+    torch.manual_seed(0)
+    small = {"shared_dim": 16, "widths": (2, 4), "detector_hidden": 8, "classifier_hidden": 8}
+    model = create_model("fr", 3, num_models=2, detector_units=2, **small).eval()
+    model.init_models([0, 1])
+    raw = {}
+    model.det_out.register_forward_hook(lambda m, i, o: raw.setdefault("out", o.detach()))
+    out = model(torch.randn(2, 5, 2, 28, 28))
+    pairs = raw["out"].view(2, 3, 5, 2).transpose(1, 2)  # (G, B, K, 2 units)
+    p_class = torch.softmax(pairs, dim=-1)[..., 1]
+    torch.testing.assert_close(torch.sigmoid(out.detector_logits), p_class)
+    y = torch.randint(0, 3, (2, 5))
+    target = torch.nn.functional.one_hot(y, 3)
+    ce = -torch.log(torch.where(target.bool(), p_class, 1 - p_class)).mean(dim=1)
+    torch.testing.assert_close(detection_loss(out.detector_logits, y, torch.ones(2, 5)), ce)

@@ -103,17 +103,18 @@ def inner_split(job: Job, groups: np.ndarray, fraction: float) -> tuple[np.ndarr
 
 def macro_f1_per_model(pred: torch.Tensor, y: torch.Tensor, w: torch.Tensor,
                        num_classes: int) -> torch.Tensor:
-    """UF1 of each model, ``(G,)``, from predictions ``(G, T)`` with weights ``(G, T)``.
-
-    Classes absent from both truth and prediction of a model score F1 = 0, as
-    scikit-learn's ``f1_score(average="macro", zero_division=0)`` over all K labels.
+    """UF1 (Eq. 10) of each model, ``(G,)``, from predictions ``(G, T)`` with weights
+    ``(G, T)``: the mean F1 over the classes present in the model's truth or prediction,
+    as the reported UF1 (:func:`mefr.evaluate.metrics.uf1`) and scikit-learn's
+    ``f1_score(average="macro")`` with its default labels.
     """
     yt = torch.nn.functional.one_hot(y, num_classes).to(w.dtype) * w.unsqueeze(-1)
     yp = torch.nn.functional.one_hot(pred, num_classes).to(w.dtype) * w.unsqueeze(-1)
     tp = (yt * yp).sum(1)
     denom = yt.sum(1) + yp.sum(1)
-    f1 = torch.where(denom > 0, 2 * tp / denom.clamp(min=1e-12), torch.zeros_like(tp))
-    return f1.mean(dim=1)
+    present = denom > 0
+    f1 = torch.where(present, 2 * tp / denom.clamp(min=1e-12), torch.zeros_like(tp))
+    return f1.sum(dim=1) / present.sum(dim=1).clamp(min=1)
 
 
 def make_optimizer(params: list[torch.nn.Parameter], config: TrainConfig,
