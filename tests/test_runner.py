@@ -17,6 +17,7 @@ from mefr.data.flowset import FlowSet
 from mefr.data.table import group_key, make_table
 from mefr.evaluate.runner import (
     RunDirError,
+    code_revision,
     load_features,
     parse_seeds,
     run_protocol,
@@ -114,6 +115,11 @@ def test_run_dir_contents(tmp_path: Path) -> None:
     assert cfg["protocol"] == "cde" and cfg["seeds"] == [0, 1]
     assert cfg["data"]["n"] == n and cfg["data"]["input_shape"] == [n, 2, 4, 4]
     assert cfg["environment"]["packages"]["torch"]
+    fold_info = json.loads((tmp_path / "folds/seed0/samm/006.json").read_text())
+    assert fold_info["evaluated_epoch"] == CONFIG.epochs  # what the engine reported
+    assert fold_info["mefr"] == cfg["environment"]["packages"]["mefr"]
+    assert fold_info["code"] == code_revision() == cfg["environment"]["code"]
+    assert pd.Timestamp(fold_info["written"]).tzinfo is not None
     pred = pd.read_csv(tmp_path / "predictions.csv", dtype={"subject": str})
     assert list(pred.columns) == ["seed", "dataset", "subject", "clip", "label", "pred",
                                   "p_negative", "p_positive", "p_surprise"]

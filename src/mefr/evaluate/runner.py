@@ -7,7 +7,8 @@ keeps everything on disk::
       config.yaml            resolved TrainConfig, protocol, seeds, data, environment
       folds/seed<k>/<fold>.csv   the test predictions of one finished fold (written
                              atomically the moment the engine reports it)
-      folds/seed<k>/<fold>.json  what the engine reported about that job (if anything)
+      folds/seed<k>/<fold>.json  what the engine reported about that job (if anything),
+                             with the mefr version and git commit that trained it
       predictions.csv        seed, dataset, subject, clip, label, pred, p_<class>...
       metrics.json           composite and per-database Acc / UF1 / UAR (Eqs. 9-13)
                              per seed, then mean and std over seeds
@@ -28,9 +29,11 @@ fold.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 import warnings
@@ -223,10 +226,37 @@ def _version(dist: str) -> str | None:
         return None
 
 
+@functools.cache
+def code_revision() -> str | None:
+    """The git commit of the mefr source in use, with ``+`` when ``src/mefr`` has
+    uncommitted changes; None when mefr does not run from a git checkout of itself."""
+    here = Path(__file__).resolve().parent.parent  # the mefr package folder
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(here), *args], capture_output=True,
+                              text=True, timeout=20, check=True).stdout.strip()
+
+    try:
+        git("ls-files", "--error-unmatch", "__init__.py")  # tracked here, not a vendored copy
+        rev = git("rev-parse", "--short=12", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no", "--", ".")
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return rev + ("+" if dirty else "")
+
+
+def _provenance() -> dict[str, Any]:
+    """What each fold file records about the code that trained it (a resumed run may mix
+    code revisions; the fold files say which)."""
+    return {"mefr": _version("mefr"), "code": code_revision(),
+            "written": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds")}
+
+
 def _environment(device: str) -> dict[str, Any]:
     env: dict[str, Any] = {
         "python": sys.version.split()[0],
         "packages": {d: _version(d) for d in ("mefr", "torch", "numpy", "pandas", "scikit-learn")},
+        "code": code_revision(),
         "platform": platform.platform(),
         "machine": platform.machine(),
         "processor": platform.processor() or None,
@@ -672,7 +702,7 @@ def run_protocol(
     def write_info(key: str, info: dict[str, Any]) -> None:
         if key in path_of:
             _atomic_write(path_of[key].with_suffix(".json"),
-                          json.dumps(_plain(info), indent=2, default=str))
+                          json.dumps(_plain({**info, **_provenance()}), indent=2, default=str))
 
     try:
         if todo:
