@@ -245,13 +245,6 @@ def code_revision() -> str | None:
     return rev + ("+" if dirty else "")
 
 
-def _provenance() -> dict[str, Any]:
-    """What each fold file records about the code that trained it (a resumed run may mix
-    code revisions; the fold files say which)."""
-    return {"mefr": _version("mefr"), "code": code_revision(),
-            "written": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds")}
-
-
 def _environment(device: str) -> dict[str, Any]:
     env: dict[str, Any] = {
         "python": sys.version.split()[0],
@@ -570,18 +563,20 @@ class RunResult:
 OUTPUTS = ("predictions.csv", "metrics.json", "table.md")
 
 
-def _outputs_current(run_dir: Path, seeds: Sequence[int]) -> bool:
-    """Whether the run's outputs exist and cover exactly ``seeds`` (a narrowed or widened
-    seed list rebuilds them from the fold files)."""
+def _finished_metrics(run_dir: Path, seeds: Sequence[int]) -> dict[str, Any] | None:
+    """The run's metrics if all its outputs exist and cover exactly ``seeds``; None
+    otherwise (a narrowed or widened seed list rebuilds them from the fold files)."""
     if not all((run_dir / f).is_file() for f in OUTPUTS) or not all(
         (run_dir / "megc_log" / f"seed{s}.txt").is_file() for s in seeds
     ):
-        return False
+        return None
     try:
-        written = json.loads((run_dir / "metrics.json").read_text()).get("seeds")
-    except (OSError, ValueError, AttributeError):
-        return False
-    return written == [int(s) for s in seeds]
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(metrics, dict) or metrics.get("seeds") != [int(s) for s in seeds]:
+        return None
+    return metrics
 
 
 def _train_missing(
@@ -663,8 +658,12 @@ def run_protocol(
     x = _inputs(features, config.channels)
     folds = protocol_folds(table, protocol)
     identity = describe_run(features, x, y, protocol, config, seeds, folds)
-    extra = {"features": data_source, "environment": _environment(device),
+    env = _environment(device)
+    extra = {"features": data_source, "environment": env,
              "created": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds")}
+    # what each fold file records of the code that trained it: a resumed run may mix
+    # code revisions, and the fold files say which
+    software = {"mefr": env["packages"]["mefr"], "code": env["code"]}
     run_dir.mkdir(parents=True, exist_ok=True)
     _open_run_dir(run_dir, identity, extra)
 
@@ -677,11 +676,12 @@ def run_protocol(
     skipped = tuple(j.key for j in jobs if path_of[j.key].is_file())
     for key in skipped:  # a stale fold file fails now, not after hours of training
         _read_fold(path_of[key], by_key[key].test_idx, y)
-    if not todo and _outputs_current(run_dir, seeds):
+    finished = None if todo else _finished_metrics(run_dir, seeds)
+    if finished is not None:
         print(f"{run_dir}: run complete ({len(jobs)} folds); nothing to do")
         return RunResult(
             run_dir=run_dir, trained=(), skipped=skipped, already_complete=True,
-            metrics=json.loads((run_dir / "metrics.json").read_text()),
+            metrics=finished,
             predictions=_read_predictions(run_dir / "predictions.csv"),
         )
 
@@ -701,8 +701,10 @@ def run_protocol(
 
     def write_info(key: str, info: dict[str, Any]) -> None:
         if key in path_of:
+            written = pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds")
+            record = {**info, **software, "written": written}
             _atomic_write(path_of[key].with_suffix(".json"),
-                          json.dumps(_plain({**info, **_provenance()}), indent=2, default=str))
+                          json.dumps(_plain(record), indent=2, default=str))
 
     try:
         if todo:
