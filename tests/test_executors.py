@@ -113,6 +113,32 @@ def test_chunks_and_task_devices() -> None:
         task_device("cpu", 1)
 
 
+def test_cli_deterministic_flag_reaches_the_engine(monkeypatch: pytest.MonkeyPatch,
+                                                   tmp_path: Path) -> None:
+    """``mefr evaluate --deterministic`` hands ``deterministic=True`` to ``train_group``;
+    without the flag the engine's default (False) is left alone."""
+    import mefr.train.engine as engine
+    from mefr.cli import main
+
+    seen: list[dict] = []
+
+    def recording_train_group(*args, **kw):
+        seen.append(kw)
+        return train_group(*args, **kw)
+
+    monkeypatch.setattr(engine, "train_group", recording_train_group)
+    register_feature_loader("executors_test", lambda _path: FEATURES)
+    cfg = tmp_path / "train.yaml"
+    tiny = CONFIG.to_dict() | {"epochs": 1}
+    cfg.write_text(yaml.safe_dump({"train": json.loads(json.dumps(tiny))}))
+    base = ["evaluate", "--features", "executors_test:-", "--protocol", "loso:casme2",
+            "--config", str(cfg), "--device", "cpu", "--no-progress", "--chunk", "4"]
+    assert main([*base, "--run-dir", str(tmp_path / "a"), "--deterministic"]) == 0
+    assert main([*base, "--run-dir", str(tmp_path / "b")]) == 0
+    assert len(seen) == 2
+    assert seen[0].get("deterministic") is True and "deterministic" not in seen[1]
+
+
 # ----------------------------------------------------------------------------- Ray
 @pytest.fixture(scope="module")
 def ray_instance():

@@ -223,6 +223,9 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--run-dir", required=True, help="run directory (resumed if it exists)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
     p.add_argument("--chunk", type=int, default=None, help="jobs per engine call (default: all)")
+    p.add_argument("--deterministic", action="store_true",
+                   help="CUDA: full-precision matrix products and deterministic cuDNN kernels "
+                   "(slower; recorded in each fold file)")
     p.add_argument("--no-progress", action="store_true")
     g = p.add_argument_group("execution (see mefr.evaluate.executors)")
     g.add_argument("--executor", choices=("local", "ray"), default="local",
@@ -280,7 +283,8 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     from mefr.train.config import resolve_config
 
     overrides = ([f"model={args.model}"] if args.model else []) + list(args.overrides)
-    options = {} if args.executor == "local" else {
+    options = {"deterministic": True} if args.deterministic else {}
+    options |= {} if args.executor == "local" else {
         "address": args.address, "max_retries": args.max_retries,
         "jobs_per_task": args.jobs_per_task, "num_cpus_per_task": args.cpus_per_task,
         "num_gpus_per_task": args.gpus_per_task}

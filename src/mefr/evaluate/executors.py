@@ -83,16 +83,19 @@ class LocalExecutor:
     """Train in this process with :func:`~mefr.train.engine.train_group`.
 
     ``workers`` and ``max_models`` are passed on to ``train_group`` (None: its
-    defaults, one process per core on a CPU, as many models per group as fit on a GPU).
+    defaults, one process per core on a CPU, as many models per group as fit on a GPU);
+    so is ``deterministic`` when True (CUDA: no TF32, deterministic cuDNN kernels).
     """
 
     name = "local"
 
     def __init__(self, workers: int | None = None, max_models: int | None = None,
-                 train_fn: Callable[..., GroupResult] | None = None) -> None:
+                 train_fn: Callable[..., GroupResult] | None = None,
+                 deterministic: bool = False) -> None:
         self.workers = workers
         self.max_models = max_models
         self.train_fn = train_fn
+        self.deterministic = bool(deterministic)
 
     def __call__(self, x: np.ndarray, y: np.ndarray, jobs: list[Job], config: TrainConfig,
                  num_classes: int, groups: np.ndarray | None = None, device: str = "auto",
@@ -105,6 +108,8 @@ class LocalExecutor:
                                      ("workers", self.workers)) if v is not None}
         if return_models:
             options["return_models"] = True
+        if self.deterministic:
+            options["deterministic"] = True
         return fn(x, y, jobs, config, num_classes, groups=groups, device=device,
                   on_result=on_result, progress=progress, **options)
 
@@ -146,15 +151,16 @@ def task_device(device: str, num_gpus: float) -> str:
 def _run_task(train_fn: Callable[..., GroupResult], x: np.ndarray, y: np.ndarray,
               groups: np.ndarray | None, jobs: list[Job], config: TrainConfig,
               num_classes: int, device: str, threads: int, return_models: bool,
-              max_models: int | None) -> GroupResult:
+              max_models: int | None, deterministic: bool = False) -> GroupResult:
     """The body of one Ray task: train a chunk of jobs in the worker, single process."""
     if device == "cpu":
         import torch
 
         torch.set_num_threads(threads)
+    extra = {"deterministic": True} if deterministic else {}
     result = train_fn(x, y, jobs, config, num_classes, groups=groups, device=device,
                       progress=False, return_models=return_models, max_models=max_models,
-                      workers=1)
+                      workers=1, **extra)
     node = os.uname().nodename
     for key in result.probs:
         result.info.setdefault(key, {}).update({"executor": "ray", "node": node})
@@ -191,6 +197,8 @@ class RayExecutor:
     init_kwargs : more arguments of ``ray.init`` (e.g. ``runtime_env``).
     train_fn : what a task runs on its chunk (default :func:`mefr.train.engine.train_group`;
         it must accept the same arguments).
+    deterministic : passed on to ``train_group`` when True (CUDA: no TF32,
+        deterministic cuDNN kernels).
     """
 
     name = "ray"
@@ -199,7 +207,8 @@ class RayExecutor:
                  jobs_per_task: int | None = None, num_cpus_per_task: float = 1,
                  num_gpus_per_task: float | None = None, num_cpus: int | None = None,
                  init_kwargs: Mapping[str, Any] | None = None,
-                 train_fn: Callable[..., GroupResult] | None = None) -> None:
+                 train_fn: Callable[..., GroupResult] | None = None,
+                 deterministic: bool = False) -> None:
         if max_retries < 0:
             raise ValueError(f"max_retries must be >= 0, got {max_retries!r}")
         if jobs_per_task is not None and jobs_per_task < 1:
@@ -216,6 +225,7 @@ class RayExecutor:
         self.num_cpus = num_cpus
         self.init_kwargs = dict(init_kwargs or {})
         self.train_fn = train_fn
+        self.deterministic = bool(deterministic)
         self._started = False
 
     # ------------------------------------------------------------------ ray lifecycle
@@ -300,7 +310,7 @@ class RayExecutor:
         threads = max(1, int(self.num_cpus_per_task))
         pending = {
             remote.remote(fn, *shared, chunk, config, num_classes, dev, threads,
-                          return_models, max_models): chunk
+                          return_models, max_models, self.deterministic): chunk
             for chunk in chunks
         }
         failed: dict[str, str] = {}

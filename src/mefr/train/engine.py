@@ -19,7 +19,8 @@ is trained in; ``tests/test_engine.py`` checks this. On CUDA the engine by defau
 TF32 matrix products and autotuned cuDNN kernels, whose rounding depends on the shapes
 of a group; a hundred epochs amplify those differences, so a job trained in another
 group (e.g. after a resume) can end with different predictions for a few clips (seen:
-8 of 2,210). ``deterministic=True`` turns TF32 and autotuning off.
+8 of 2,210). ``deterministic=True`` (``mefr evaluate --deterministic``) turns TF32 and
+autotuning off, and each fold file records the choice.
 
 The evaluated model is the one after ``config.epochs`` epochs, or - with
 ``select_epoch_by="inner_val"`` - the epoch with the best UF1 on subjects held out
@@ -288,6 +289,8 @@ def train_group(
                     "inner_val_rows": int(len(vals[i])),
                     "device": _device_name(dev),
                 }
+                if dev.type == "cuda":
+                    result.info[key]["deterministic"] = bool(deterministic)
                 if return_models:
                     single = model.extract(gi).eval()
                     result.models[key] = single.cpu()  # type: ignore[index]
