@@ -283,7 +283,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     from mefr.train.config import resolve_config
 
     overrides = ([f"model={args.model}"] if args.model else []) + list(args.overrides)
-    options = {"deterministic": True} if args.deterministic else {}
+    options = {"deterministic": args.deterministic}
     options |= {} if args.executor == "local" else {
         "address": args.address, "max_retries": args.max_retries,
         "jobs_per_task": args.jobs_per_task, "num_cpus_per_task": args.cpus_per_task,
