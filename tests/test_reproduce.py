@@ -110,6 +110,24 @@ def test_run_directory_layout(tmp_path):
     assert Reproducer(ReproduceOptions(data="synthetic")).ref("cde", "fr").synthetic
 
 
+def test_run_status_names_complete_partial_and_extended_runs(tmp_path):
+    from mefr.report.reproduce import NOT_RUN, run_status
+
+    run = tmp_path / "run"
+    assert run_status(run) == NOT_RUN
+    for seed, folds in ((0, ("s1", "s2", "s3")), (1, ("s1", "s2"))):
+        d = run / "folds" / f"seed{seed}" / "casme2"
+        d.mkdir(parents=True)
+        for f in folds:
+            (d / f"{f}.csv").write_text("row,prob_0\n")
+            (d / f"{f}.json").write_text("{}")
+    assert run_status(run) == "partial (5 fold files)"
+    (run / "metrics.json").write_text(json.dumps({"seeds": [0]}))
+    assert run_status(run) == "complete, seeds [0]; seed 1 partial (2 fold files)"
+    (run / "metrics.json").write_text(json.dumps({"seeds": [0, 1]}))
+    assert run_status(run) == "complete, seeds [0, 1]"
+
+
 def test_cdmer_end_to_end_on_synthetic_databases(tmp_path, synthetic_root, work):
     engine = FakeEngine()
     rep = Reproducer(_options(tmp_path, synthetic_root, work, train_fn=engine))

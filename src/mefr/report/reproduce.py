@@ -209,13 +209,23 @@ def read_yaml(path: Path) -> dict[str, Any] | None:
 
 
 def run_status(run_dir: Path) -> str:
-    """``complete (seeds [..])``, ``partial (n fold files)`` or ``not yet run``."""
+    """``complete, seeds [..]``, ``partial (n fold files)`` or ``not yet run``; a
+    complete run that is being extended adds ``; seed k partial (n fold files)`` for
+    each seed with fold files that ``metrics.json`` does not cover yet."""
+    base = run_dir / "folds"
+    per_seed: dict[int, int] = {}
+    if base.is_dir():
+        for seed_dir in base.glob("seed*"):
+            if seed_dir.name[4:].isdigit():
+                per_seed[int(seed_dir.name[4:])] = sum(1 for _ in seed_dir.rglob("*.csv"))
     metrics = run_dir / "metrics.json"
     if metrics.is_file():
         seeds = json.loads(metrics.read_text()).get("seeds", [])
-        return f"complete, seeds {seeds}"
-    folds = list((run_dir / "folds").rglob("*.csv")) if (run_dir / "folds").is_dir() else []
-    return f"partial ({len(folds)} fold files)" if folds else NOT_RUN
+        extra = "".join(f"; seed {k} partial ({n} fold files)"
+                        for k, n in sorted(per_seed.items()) if k not in seeds and n)
+        return f"complete, seeds {seeds}{extra}"
+    n = sum(per_seed.values())
+    return f"partial ({n} fold files)" if n else NOT_RUN
 
 
 def fold_seconds(run_dir: Path) -> dict[int, float]:
