@@ -208,16 +208,19 @@ def read_yaml(path: Path) -> dict[str, Any] | None:
         raise ReproduceError(f"{path}: unreadable ({e})") from None
 
 
+def seed_dirs(run_dir: Path) -> dict[int, Path]:
+    """``{k: run_dir/folds/seed<k>}`` for every seed folder the runner has written."""
+    base = Path(run_dir) / "folds"
+    if not base.is_dir():
+        return {}
+    return {int(d.name[4:]): d for d in base.glob("seed*") if d.name[4:].isdigit()}
+
+
 def run_status(run_dir: Path) -> str:
     """``complete, seeds [..]``, ``partial (n fold files)`` or ``not yet run``; a
     complete run that is being extended adds ``; seed k partial (n fold files)`` for
     each seed with fold files that ``metrics.json`` does not cover yet."""
-    base = run_dir / "folds"
-    per_seed: dict[int, int] = {}
-    if base.is_dir():
-        for seed_dir in base.glob("seed*"):
-            if seed_dir.name[4:].isdigit():
-                per_seed[int(seed_dir.name[4:])] = sum(1 for _ in seed_dir.rglob("*.csv"))
+    per_seed = {k: sum(1 for _ in d.rglob("*.csv")) for k, d in seed_dirs(run_dir).items()}
     metrics = run_dir / "metrics.json"
     if metrics.is_file():
         seeds = json.loads(metrics.read_text()).get("seeds", [])
@@ -232,10 +235,7 @@ def fold_seconds(run_dir: Path) -> dict[int, float]:
     """Mean training seconds per fold and seed: ``group_seconds / group_size`` of every
     ``folds/seed<k>/**/<fold>.json`` the engine wrote (seeds without any: left out)."""
     out: dict[int, float] = {}
-    base = Path(run_dir) / "folds"
-    if not base.is_dir():
-        return out
-    for seed_dir in sorted(base.glob("seed*")):
+    for seed, seed_dir in sorted(seed_dirs(run_dir).items()):
         secs = []
         for p in seed_dir.rglob("*.json"):
             try:
@@ -244,7 +244,7 @@ def fold_seconds(run_dir: Path) -> dict[int, float]:
             except (ValueError, KeyError, TypeError):
                 continue
         if secs:
-            out[int(seed_dir.name[4:])] = float(np.mean(secs))
+            out[seed] = float(np.mean(secs))
     return out
 
 
