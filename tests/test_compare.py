@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -197,3 +199,18 @@ def test_cli_compare(tmp_path: Path, clip_table: pd.DataFrame, capsys) -> None:
     assert out[0]["a"] == 1.0 and out[0]["b"] == 0.0 and out[0]["low"] == 1.0
     assert main(["compare", str(run_a), str(tmp_path / "missing")]) == 2
     assert "no predictions.csv" in capsys.readouterr().err
+
+
+def test_cli_stops_quietly_when_the_reader_of_stdout_goes_away(
+        tmp_path: Path, clip_table: pd.DataFrame) -> None:
+    y = clip_table["label"].to_numpy()
+    run_a = _write_run(tmp_path / "a", [0], {0: y}, clip_table)
+    run_b = _write_run(tmp_path / "b", [0], {0: (y + 1) % 3}, clip_table)
+    code = "import sys; from mefr.cli import main; sys.exit(main(sys.argv[1:]))"
+    child = subprocess.Popen(
+        [sys.executable, "-c", code, "compare", str(run_a), str(run_b), "--replicates", "50"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    child.stdout.close()  # as `| head` does once it has read enough; here before any output
+    stderr = child.stderr.read().decode()
+    assert child.wait(timeout=120) == 141, stderr
+    assert "Traceback" not in stderr and "Exception ignored" not in stderr, stderr

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -604,7 +605,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:  # plain `mefr` runs the demo on the embedded default
         args = parser.parse_args(["demo"])
-    return int(args.func(args) or 0)
+    try:
+        status = int(args.func(args) or 0)
+        sys.stdout.flush()  # inside the try: a closed pipe fails here, not at shutdown
+    except BrokenPipeError:
+        # The reader went away (`mefr compare A B | head`): stop quietly with the
+        # status of a process ended by SIGPIPE; files already written stay on disk.
+        _discard_stdout()
+        return 128 + 13
+    return status
+
+
+def _discard_stdout() -> None:
+    """Point stdout at the null device, so the interpreter's final flush cannot fail."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # stdout is not a real file (tests)
+        pass
 
 
 if __name__ == "__main__":
