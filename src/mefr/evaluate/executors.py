@@ -71,6 +71,18 @@ def _default_train_fn() -> Callable[..., GroupResult]:
     return train_group
 
 
+def accepts_keyword(fn: Callable[..., Any], name: str) -> bool:
+    """Whether ``fn`` takes the keyword ``name`` (or any keyword): a ``train_fn`` written
+    before an option existed is called without it."""
+    import inspect
+
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == name or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+
+
 def _check_keys(jobs: list[Job]) -> None:
     keys = [j.key for j in jobs]
     if len(set(keys)) != len(keys):
@@ -100,14 +112,16 @@ class LocalExecutor:
     def __call__(self, x: np.ndarray, y: np.ndarray, jobs: list[Job], config: TrainConfig,
                  num_classes: int, groups: np.ndarray | None = None, device: str = "auto",
                  on_result: OnResult | None = None, progress: bool = True,
-                 return_models: bool = False) -> GroupResult:
+                 return_models: bool = False, curves: bool = False) -> GroupResult:
         """``train_group(x, y, jobs, ...)``, with this executor's workers and group size
         when they were set (else ``train_group``'s defaults)."""
         fn = self.train_fn or _default_train_fn()
-        options = {k: v for k, v in (("max_models", self.max_models),
-                                     ("workers", self.workers)) if v is not None}
+        options: dict[str, Any] = {k: v for k, v in (("max_models", self.max_models),
+                                                     ("workers", self.workers)) if v is not None}
         if return_models:
             options["return_models"] = True
+        if curves and accepts_keyword(fn, "curves"):
+            options["curves"] = True
         if self.deterministic:
             options["deterministic"] = True
         return fn(x, y, jobs, config, num_classes, groups=groups, device=device,
@@ -151,13 +165,16 @@ def task_device(device: str, num_gpus: float) -> str:
 def _run_task(train_fn: Callable[..., GroupResult], x: np.ndarray, y: np.ndarray,
               groups: np.ndarray | None, jobs: list[Job], config: TrainConfig,
               num_classes: int, device: str, threads: int, return_models: bool,
-              max_models: int | None, deterministic: bool = False) -> GroupResult:
+              max_models: int | None, deterministic: bool = False,
+              curves: bool = False) -> GroupResult:
     """The body of one Ray task: train a chunk of jobs in the worker, single process."""
     if device == "cpu":
         import torch
 
         torch.set_num_threads(threads)
-    extra = {"deterministic": True} if deterministic else {}
+    extra: dict[str, Any] = {"deterministic": True} if deterministic else {}
+    if curves:
+        extra["curves"] = True
     result = train_fn(x, y, jobs, config, num_classes, groups=groups, device=device,
                       progress=False, return_models=return_models, max_models=max_models,
                       workers=1, **extra)
@@ -280,8 +297,8 @@ class RayExecutor:
     def __call__(self, x: np.ndarray, y: np.ndarray, jobs: list[Job], config: TrainConfig,
                  num_classes: int, groups: np.ndarray | None = None, device: str = "auto",
                  on_result: OnResult | None = None, progress: bool = True,
-                 return_models: bool = False, max_models: int | None = None
-                 ) -> GroupResult:
+                 return_models: bool = False, max_models: int | None = None,
+                 curves: bool = False) -> GroupResult:
         """Train ``jobs`` as Ray tasks; report each job through ``on_result`` on arrival.
 
         ``progress`` is accepted for the ``train_fn`` signature; tasks train silently
@@ -310,7 +327,7 @@ class RayExecutor:
         threads = max(1, int(self.num_cpus_per_task))
         pending = {
             remote.remote(fn, *shared, chunk, config, num_classes, dev, threads,
-                          return_models, max_models, self.deterministic): chunk
+                          return_models, max_models, self.deterministic, curves): chunk
             for chunk in chunks
         }
         failed: dict[str, str] = {}

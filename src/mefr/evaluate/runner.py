@@ -9,6 +9,9 @@ keeps everything on disk::
                              atomically the moment the engine reports it)
       folds/seed<k>/<fold>.json  what the engine reported about that job (if anything),
                              with the mefr version and git commit that trained it
+      folds/seed<k>/<fold>.curves.npz  its learning curves: test (and inner-validation)
+                             probabilities after every epoch (float16) and the training
+                             loss per epoch (:func:`read_curves`; ``mefr audit`` reads them)
       predictions.csv        seed, dataset, subject, clip, label, pred, p_<class>...
       metrics.json           composite and per-database Acc / UF1 / UAR (Eqs. 9-13)
                              per seed, then mean and std over seeds
@@ -50,10 +53,11 @@ from tqdm.auto import tqdm
 
 from mefr.data.flowset import load_flowset, select_channels
 from mefr.data.table import features_fingerprint, group_key, sample_key
+from mefr.evaluate.executors import accepts_keyword
 from mefr.evaluate.metrics import COMPOSITE, Scores, scores_by_dataset
 from mefr.evaluate.protocols import Fold, protocol_folds
 from mefr.models.registry import is_handcrafted
-from mefr.train.config import TrainConfig
+from mefr.train.config import TrainConfig, default_settings
 
 if TYPE_CHECKING:
     from mefr.train.engine import Job
@@ -207,6 +211,55 @@ def fold_path(run_dir: str | Path, seed: int, fold: str) -> Path:
     return Path(run_dir, "folds", f"seed{seed}", *parts[:-1], f"{parts[-1]}.csv")
 
 
+def curves_path(fold_csv: Path) -> Path:
+    """The learning-curves file beside a fold file: ``<fold>.curves.npz``."""
+    return fold_csv.with_name(fold_csv.stem + ".curves.npz")
+
+
+def write_curves(path: Path, curves: dict[str, np.ndarray]) -> None:
+    """Write a job's learning curves (:data:`mefr.train.engine.CURVE_ARRAYS`) atomically,
+    compressed; probabilities stay float16."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez_compressed(f, **{k: np.asarray(v) for k, v in curves.items()})
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_curves(path: str | Path) -> dict[str, np.ndarray]:
+    """A fold's learning curves: ``test`` ``(E, T, K)``, ``inner_val`` ``(E, V, K)``,
+    ``inner_val_index`` ``(V,)``, ``train_loss`` ``(E,)``."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError) as e:
+        raise RunDirError(f"{path}: unreadable learning curves ({e}); delete the fold's "
+                          "files to retrain it") from None
+
+
+def _check_writable(run_dir: Path) -> None:
+    """Fail before any training when the run directory cannot be written."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=run_dir, prefix=".write-check.")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise RunDirError(f"{run_dir}: cannot write the run directory ({e.strerror or e}); "
+                          "nothing was trained") from None
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _plain(obj: Any) -> Any:
     """Tuples, numpy scalars and arrays -> YAML/JSON-safe Python objects."""
     if isinstance(obj, dict):
@@ -309,7 +362,14 @@ def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def config_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """``"key: old != new"`` for every compared setting that differs."""
+    """``"key: old != new"`` for every compared setting that differs.
+
+    A training setting that the older run's config.yaml does not name (it was written
+    before the setting existed) counts as that setting's default, which it used.
+    """
+    if isinstance(old.get("train"), dict):
+        defaults = {k: v for k, v in default_settings().items() if k not in old["train"]}
+        old = {**old, "train": {**old["train"], **_plain(defaults)}}
     a = _flatten({k: old.get(k) for k in COMPARED_KEYS})
     b = _flatten({k: new.get(k) for k in COMPARED_KEYS})
     return [
@@ -592,8 +652,11 @@ def _train_missing(
     write: Callable[[str, np.ndarray], None],
     write_info: Callable[[str, dict[str, Any]], None],
     progress: bool,
+    write_job_curves: Callable[[str, dict[str, np.ndarray]], None],
+    curves: bool,
 ) -> None:
     size = len(todo) if not chunk else int(chunk)
+    options = {"curves": True} if curves and accepts_keyword(train_fn, "curves") else {}
     for start in range(0, len(todo), size):
         jobs = todo[start : start + size]
         done: set[str] = set()
@@ -601,6 +664,10 @@ def _train_missing(
 
         def on_result(key: str, probs: np.ndarray, info: dict[str, Any] | None = None,
                       _done: set[str] = done, _informed: set[str] = informed) -> None:
+            info = dict(info or {})
+            job_curves = info.pop("curves", None)
+            if job_curves is not None:  # before the fold file, which marks the fold done
+                write_job_curves(key, job_curves)
             write(key, probs)
             if info:  # written with the fold, so an interrupted run keeps it
                 write_info(key, info)
@@ -609,7 +676,7 @@ def _train_missing(
 
         result = train_fn(
             x, y, jobs, config, k, groups=groups, device=device, on_result=on_result,
-            progress=progress,
+            progress=progress, **options,
         )
         probs = getattr(result, "probs", None) or {}
         for job in jobs:
@@ -619,7 +686,12 @@ def _train_missing(
                 write(job.key, probs[job.key])
         for key, info in (getattr(result, "info", None) or {}).items():
             if key not in informed:
+                info = dict(info)
+                job_curves = info.pop("curves", None)
+                if job_curves is not None and key not in done:
+                    write_job_curves(key, job_curves)
                 write_info(key, info)
+
 
 
 def run_protocol(
@@ -633,6 +705,7 @@ def run_protocol(
     chunk: int | None = None,
     progress: bool = True,
     data_source: str | None = None,
+    curves: bool = True,
 ) -> RunResult:
     """Train and evaluate ``config`` on ``features`` under ``protocol`` for every seed.
 
@@ -642,6 +715,8 @@ def run_protocol(
     ``chunk`` jobs per call. Each finished fold is written atomically as soon as it is
     reported, so an interrupted run resumes where it stopped. ``data_source`` (e.g. the
     ``--features`` argument) is recorded in config.yaml but not compared on reruns.
+    ``curves`` keeps each fold's learning curves (``<fold>.curves.npz``) when the
+    engine can record them; they do not change the predictions.
     """
     if train_fn is None:
         from mefr.train.engine import train_group
@@ -664,7 +739,7 @@ def run_protocol(
     # what each fold file records of the code that trained it: a resumed run may mix
     # code revisions, and the fold files say which
     software = {"mefr": env["packages"]["mefr"], "code": env["code"]}
-    run_dir.mkdir(parents=True, exist_ok=True)
+    _check_writable(run_dir)
     _open_run_dir(run_dir, identity, extra)
 
     jobs = build_jobs(folds, seeds)
@@ -706,11 +781,15 @@ def run_protocol(
             _atomic_write(path_of[key].with_suffix(".json"),
                           json.dumps(_plain(record), indent=2, default=str))
 
+    def write_job_curves(key: str, job_curves: dict[str, np.ndarray]) -> None:
+        if key in path_of:
+            write_curves(curves_path(path_of[key]), job_curves)
+
     try:
         if todo:
             groups = group_key(table).to_numpy(dtype=object)
             _train_missing(train_fn, x, y, groups, todo, config, k, device, chunk, write,
-                           write_info, progress)
+                           write_info, progress, write_job_curves, curves)
     finally:
         bar.close()
 

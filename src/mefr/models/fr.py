@@ -65,8 +65,11 @@ class FeatureRefinement(GroupNet):
     Parameters
     ----------
     num_classes : K, the number of classes and of proposal sub-branches.
-    attention : ``"softmax"`` (FR, Eqs. (2)-(3): ``a_k = softmax(Dense_k(z))``,
-        ``z_k* = a_k * z``) or ``"fc"`` (FR-fc: ``z_k* = ReLU(Dense_k(z))``).
+    attention : ``"softmax"`` (FR, Eqs. (2)-(3) read literally: ``a_k =
+        softmax(Dense_k(z))`` over the d features, ``z_k* = a_k * z``), ``"branch_softmax"``
+        (the other reading of Eq. (2)'s ``softmax_k``: for each feature, a softmax across
+        the K branches, so ``sum_k a_k = 1`` and ``a_k * z`` starts near ``z / K`` rather
+        than ``z / d``) or ``"fc"`` (FR-fc: ``z_k* = ReLU(Dense_k(z))``).
     fusion : ``"sum"`` (Eq. (6): ``z' = sum_k z_k*``) or ``"concat"`` (FR-concatenated).
     channels_last : lay convolution activations out channels-last in memory (faster on
         CPUs; the arithmetic is the same).
@@ -91,8 +94,9 @@ class FeatureRefinement(GroupNet):
         fusion: str = "sum",
         channels_last: bool = True,
     ) -> None:
-        if attention not in ("softmax", "fc"):
-            raise ValueError(f"attention must be 'softmax' or 'fc', got {attention!r}")
+        if attention not in ("softmax", "branch_softmax", "fc"):
+            raise ValueError(
+                f"attention must be 'softmax', 'branch_softmax' or 'fc', got {attention!r}")
         if fusion not in ("sum", "concat"):
             raise ValueError(f"fusion must be 'sum' or 'concat', got {fusion!r}")
         if detector_units not in (1, 2):
@@ -140,8 +144,10 @@ class FeatureRefinement(GroupNet):
         """Expression-specific features ``z_k*``, ``(G, B, K, d)`` (Eqs. (2)-(3))."""
         g, b, d = z.shape
         u = self.units(z).view(g, b, self.num_classes, d)
-        if self.attention == "softmax":
+        if self.attention == "softmax":  # over the d features of each branch
             return torch.softmax(u, dim=-1) * z.unsqueeze(2)
+        if self.attention == "branch_softmax":  # over the K branches of each feature
+            return torch.softmax(u, dim=2) * z.unsqueeze(2)
         return F.relu(u)
 
     def detect(self, zk: torch.Tensor) -> torch.Tensor:

@@ -31,6 +31,9 @@ class ModelEntry:
 
 MODELS: dict[str, ModelEntry] = {
     "fr": ModelEntry(FeatureRefinement, {}, description="FR: softmax attention, sum fusion"),
+    "fr_branch_softmax": ModelEntry(
+        FeatureRefinement, {"attention": "branch_softmax"},
+        description="FR, Eq. (2)'s softmax taken across the K branches (a labelled variant)"),
     "fr_fc": ModelEntry(FeatureRefinement, {"attention": "fc"},
                         description="FR-fc: dense sub-branches instead of attention"),
     "fr_concat": ModelEntry(FeatureRefinement, {"fusion": "concat"},

@@ -25,6 +25,15 @@ autotuning off, and each fold file records the choice.
 The evaluated model is the one after ``config.epochs`` epochs, or - with
 ``select_epoch_by="inner_val"`` - the epoch with the best UF1 on subjects held out
 from the *training* fold. The test fold is never looked at before the end.
+
+With ``curves=True`` the engine also records, after every epoch, each job's test and
+inner-validation class probabilities (float16) and its mean training loss: the
+learning curves that ``mefr audit`` reads. Recording them is evaluation only (no
+gradient, no random draw), so the evaluated model and its predictions are the same
+with and without curves (``tests/test_curves.py``).
+
+A job whose training loss stops being finite is stopped at that epoch with
+:class:`TrainingDiverged`; nothing is written for it.
 """
 
 from __future__ import annotations
@@ -48,7 +57,19 @@ from mefr.train.losses import fr_loss
 
 #: ``on_result(key, probs, info)``: a job's test probabilities and what the engine
 #: reports about it (seed, seconds, evaluated epoch, ...), as soon as it is trained.
+#: With ``curves=True``, ``info["curves"]`` holds the job's :data:`CURVE_ARRAYS`.
 OnResult = Callable[[str, np.ndarray, dict[str, Any]], None]
+
+#: The arrays of a job's learning curves (``info["curves"]``), E = epochs:
+#: ``test`` ``(E, T, K)`` float16 test probabilities after each epoch; ``inner_val``
+#: ``(E, V, K)`` float16 inner-validation probabilities (V = 0 without inner
+#: validation); ``inner_val_index`` ``(V,)`` their rows of ``x``; ``train_loss`` ``(E,)``
+#: float32 mean training loss (Eq. 8) of each epoch.
+CURVE_ARRAYS: tuple[str, ...] = ("test", "inner_val", "inner_val_index", "train_loss")
+
+
+class TrainingDiverged(RuntimeError):
+    """A job's training loss became NaN or infinite; the job was stopped there."""
 
 
 @dataclass(frozen=True)
@@ -193,6 +214,7 @@ def train_group(
     max_models: int | None = None,
     workers: int | None = None,
     deterministic: bool = False,
+    curves: bool = False,
 ) -> GroupResult:
     """Train one model per job and predict each job's test rows.
 
@@ -213,6 +235,12 @@ def train_group(
         jobs). Two single-threaded processes beat one two-threaded one on small ops.
     deterministic : CUDA only: full-precision matrix products, deterministic cuDNN
         kernels (slower; results independent of how jobs are grouped).
+    curves : record each job's learning curves in ``info["curves"]``
+        (:data:`CURVE_ARRAYS`); the predictions are the same either way.
+
+    Raises
+    ------
+    TrainingDiverged : a job's training loss became non-finite (named, with its epoch).
     """
     if is_handcrafted(config.model):  # no network: a scikit-learn classifier per job
         from mefr.train.handcrafted import train_handcrafted
@@ -239,7 +267,7 @@ def train_group(
         n_workers = workers if workers is not None else min(len(jobs), os.cpu_count() or 1)
         if n_workers > 1 and len(jobs) > 1:
             return _train_in_processes(x, y, jobs, config, num_classes, groups, on_result,
-                                       progress, return_models, n_workers)
+                                       progress, return_models, n_workers, curves)
     if dev.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = not deterministic
         torch.backends.cudnn.allow_tf32 = not deterministic
@@ -270,10 +298,10 @@ def train_group(
             t0 = time.perf_counter()
             chunk = _train_chunk(
                 x_dev, y_dev, [jobs[i] for i in members], [fits[i] for i in members],
-                [vals[i] for i in members], config, num_classes, dev, bar,
+                [vals[i] for i in members], config, num_classes, dev, bar, curves,
             )
             seconds = time.perf_counter() - t0
-            model, best_epochs, fit_losses = chunk
+            model, best_epochs, fit_losses, job_curves = chunk
             probs = _predict(model, x_dev, [jobs[i].test_idx for i in members])
             for gi, i in enumerate(members):
                 key = jobs[i].key
@@ -291,6 +319,8 @@ def train_group(
                 }
                 if dev.type == "cuda":
                     result.info[key]["deterministic"] = bool(deterministic)
+                if job_curves is not None:
+                    result.info[key]["curves"] = job_curves[gi]
                 if return_models:
                     single = model.extract(gi).eval()
                     result.models[key] = single.cpu()  # type: ignore[index]
@@ -321,11 +351,12 @@ def _exit_with_parent(parent: int, period: float = 1.0) -> None:
     os._exit(1)
 
 
-def _train_one_in_worker(job: Job, config: TrainConfig, num_classes: int, return_model: bool
+def _train_one_in_worker(job: Job, config: TrainConfig, num_classes: int, return_model: bool,
+                         curves: bool = False
                          ) -> tuple[str, np.ndarray, dict[str, Any], dict[str, np.ndarray] | None]:
     r = train_group(_WORKER_DATA["x"], _WORKER_DATA["y"], [job], config, num_classes,
                     groups=_WORKER_DATA["groups"], device="cpu", progress=False,
-                    return_models=return_model, max_models=1, workers=1)
+                    return_models=return_model, max_models=1, workers=1, curves=curves)
     state = None
     if return_model:
         state = {k: v.numpy() for k, v in r.models[job.key].state_dict().items()}  # type: ignore[index]
@@ -335,8 +366,14 @@ def _train_one_in_worker(job: Job, config: TrainConfig, num_classes: int, return
 def _train_in_processes(x: np.ndarray, y: np.ndarray, jobs: list[Job], config: TrainConfig,
                         num_classes: int, groups: np.ndarray | None,
                         on_result: OnResult | None, progress: bool,
-                        return_models: bool, n_workers: int) -> GroupResult:
-    """One job per task on a pool of spawned CPU processes; results stream back."""
+                        return_models: bool, n_workers: int, curves: bool = False
+                        ) -> GroupResult:
+    """One job per task on a pool of spawned CPU processes; results stream back.
+
+    The first failure (a diverged job, an error in ``on_result`` such as a full disk)
+    cancels the jobs still queued and ends the running ones at once, so it is reported
+    without waiting for the rest; what was reported before it is kept by the caller.
+    """
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
@@ -345,26 +382,45 @@ def _train_in_processes(x: np.ndarray, y: np.ndarray, jobs: list[Job], config: T
     bar = _progress(len(jobs) * config.epochs, progress,
                     f"training {len(jobs)} model(s) on cpu, {n_workers} processes")
     ctx = mp.get_context("spawn")
+    pool = ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_init_worker,
+                               initargs=(x, y, groups, threads))
+    finished = False
     try:
-        with ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_init_worker,
-                                 initargs=(x, y, groups, threads)) as pool:
-            futures = [pool.submit(_train_one_in_worker, j, config, num_classes, return_models)
-                       for j in jobs]
-            for fut in as_completed(futures):
-                key, probs, info, state = fut.result()
-                result.probs[key] = probs
-                result.info[key] = info
-                if state is not None:
-                    model = create_model(config.model, num_classes, 1,
-                                         **_model_kwargs(config, config.model))
-                    model.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
-                    result.models[key] = model.eval()  # type: ignore[index]
-                if on_result is not None:
-                    on_result(key, probs, info)
-                bar.update(config.epochs)
+        futures = [pool.submit(_train_one_in_worker, j, config, num_classes, return_models,
+                               curves)
+                   for j in jobs]
+        for fut in as_completed(futures):
+            key, probs, info, state = fut.result()
+            result.probs[key] = probs
+            result.info[key] = info
+            if state is not None:
+                model = create_model(config.model, num_classes, 1,
+                                     **_model_kwargs(config, config.model))
+                model.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
+                result.models[key] = model.eval()  # type: ignore[index]
+            if on_result is not None:
+                on_result(key, probs, info)
+            bar.update(config.epochs)
+        finished = True
     finally:
         bar.close()
+        _shutdown_pool(pool, wait=finished)
     return result
+
+
+def _shutdown_pool(pool: Any, wait: bool) -> None:
+    """Close a process pool; after a failure, cancel what is queued and end the workers
+    now instead of waiting for every queued job to train."""
+    if wait:
+        pool.shutdown(wait=True)
+        return
+    procs = list((getattr(pool, "_processes", None) or {}).values())  # before shutdown drops them
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in procs:
+        if proc.is_alive():
+            proc.terminate()
+    for proc in procs:
+        proc.join(timeout=5)
 
 
 def _device_name(dev: torch.device) -> str:
@@ -453,7 +509,8 @@ def _train_chunk(
     k: int,
     dev: torch.device,
     bar: Any,
-) -> tuple[GroupNet, np.ndarray, np.ndarray]:
+    curves: bool = False,
+) -> tuple[GroupNet, np.ndarray, np.ndarray, list[dict[str, np.ndarray]] | None]:
     g = len(jobs)
     seeds = [job_seed(j) for j in jobs]
     model = create_model(config.model, k, g, **_model_kwargs(config, config.model)).to(dev)
@@ -475,6 +532,12 @@ def _train_chunk(
         best = torch.full((g,), -1.0, device=dev)
         best_epoch = np.zeros(g, dtype=np.int64)
         snapshot = [t.detach().clone() for t in model.state_dict().values()]
+    if curves:
+        t_idx, _ = _padded([np.asarray(j.test_idx, dtype=np.int64) for j in jobs])
+        test_curve: list[np.ndarray] = []
+        val_curve: list[np.ndarray] = []
+        loss_curve: list[np.ndarray] = []
+    augment = _augmenter(config, dev)
     last_loss = torch.zeros(g, device=dev)
     for epoch in range(config.epochs):
         model.train()
@@ -486,16 +549,24 @@ def _train_chunk(
             sl = slice(s * b, (s + 1) * b)
             bi, bw = idx_t[:, sl], w_t[:, sl]
             model.set_noise(noise, epoch * steps + s)
+            xb = x_dev[bi] if augment is None else augment(x_dev[bi], rngs)
             # a batch without padding needs no per-sample weights (fused batch norm)
-            out = model(x_dev[bi], None if w[:, sl].all() else bw)
-            loss = fr_loss(out, y_dev[bi], bw, config.lam, cw)
+            out = model(xb, None if w[:, sl].all() else bw)
+            loss = fr_loss(out, y_dev[bi], bw, config.lam, cw, config.label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.sum().backward()
             opt.step()
             epoch_loss += loss.detach()
         last_loss = epoch_loss / steps
+        _check_finite(last_loss, jobs, epoch)
+        if curves:
+            loss_curve.append(last_loss.float().cpu().numpy())
+            test_curve.append(_probs16(_logits(model, x_dev, t_idx)))
         if inner:
-            pred = _logits(model, x_dev, v_idx).argmax(-1)
+            v_logits = _logits(model, x_dev, v_idx)
+            if curves:
+                val_curve.append(_probs16(v_logits))
+            pred = v_logits.argmax(-1)
             score = macro_f1_per_model(pred, v_y, v_w_t, k)
             better = score > best
             if bool(better.any()):
@@ -513,4 +584,91 @@ def _train_chunk(
         evaluated = best_epoch
     else:
         evaluated = np.full(g, config.epochs)
-    return model, evaluated, last_loss.cpu().numpy()
+    job_curves = None
+    if curves:
+        test_all = np.stack(test_curve, axis=1)  # (G, E, T, K)
+        loss_all = np.stack(loss_curve, axis=1)  # (G, E)
+        val_all = np.stack(val_curve, axis=1) if inner else None
+        job_curves = []
+        for gi, job in enumerate(jobs):
+            v = vals[gi]
+            job_curves.append({
+                "test": test_all[gi, :, : len(job.test_idx)],
+                "inner_val": (val_all[gi, :, : len(v)] if val_all is not None
+                              else np.zeros((config.epochs, 0, k), dtype=np.float16)),
+                "inner_val_index": np.asarray(v, dtype=np.int64),
+                "train_loss": loss_all[gi].astype(np.float32),
+            })
+    return model, evaluated, last_loss.cpu().numpy(), job_curves
+
+
+def _probs16(logits: torch.Tensor) -> np.ndarray:
+    """Class probabilities ``(G, T, K)`` of logits, as float16 on the host."""
+    return torch.softmax(logits.float(), dim=-1).cpu().numpy().astype(np.float16)
+
+
+def _check_finite(epoch_loss: torch.Tensor, jobs: list[Job], epoch: int) -> None:
+    """Stop at the first epoch whose training loss is not finite, naming the job."""
+    bad = ~torch.isfinite(epoch_loss)
+    if bool(bad.any()):
+        gi = int(torch.nonzero(bad)[0])
+        raise TrainingDiverged(
+            f"job {jobs[gi].key}: the training loss became {float(epoch_loss[gi])} at epoch "
+            f"{epoch + 1}; the model diverged (try a lower lr). Folds finished before it "
+            "are kept.")
+
+
+def _augmenter(config: TrainConfig, dev: torch.device
+               ) -> Callable[[torch.Tensor, list[np.random.Generator]], torch.Tensor] | None:
+    """The training-side augmentation of ``config`` (None when it asks for none).
+
+    Draws come from each job's own generator, so a job is augmented the same way
+    whatever group it trains in. A horizontal flip mirrors every channel and negates
+    the horizontal flow u; on flow min-max scaled to 0..1 per image (the flow set's
+    and mefr's preprocessing), negating u is ``1 - u``.
+    """
+    flip, shift = config.augment_flip, config.augment_shift
+    if not flip and shift == 0:
+        return None
+    u_channel = config.channels.index("u") if "u" in config.channels else None
+
+    def apply(xb: torch.Tensor, rngs: list[np.random.Generator]) -> torch.Tensor:
+        g, n = xb.shape[:2]
+        if flip:
+            mask = np.stack([rng.random(n) < 0.5 for rng in rngs])
+            xb = flip_flow(xb, torch.from_numpy(mask).to(dev), u_channel)
+        if shift:
+            offsets = np.stack([rng.integers(-shift, shift + 1, size=(n, 2)) for rng in rngs])
+            xb = shift_images(xb, torch.from_numpy(offsets).to(dev), shift)
+        return xb
+
+    return apply
+
+
+def flip_flow(x: torch.Tensor, mask: torch.Tensor, u_channel: int | None) -> torch.Tensor:
+    """Mirror the images of ``x`` ``(G, B, C, H, W)`` where ``mask`` ``(G, B)`` is true.
+
+    A mirrored face moves the other way horizontally, so the u channel (min-max scaled
+    to 0..1) becomes ``1 - u`` after mirroring; v and strain are only mirrored.
+    """
+    flipped = torch.flip(x, dims=(-1,))
+    if u_channel is not None:
+        flipped = flipped.clone()
+        flipped[:, :, u_channel] = 1.0 - flipped[:, :, u_channel]
+    m = mask.view(*mask.shape, 1, 1, 1)
+    return torch.where(m, flipped, x)
+
+
+def shift_images(x: torch.Tensor, offsets: torch.Tensor, pad: int) -> torch.Tensor:
+    """Shift each image of ``x`` ``(G, B, C, H, W)`` by ``offsets`` ``(G, B, 2)`` pixels
+    (dy, dx, each in ``-pad..pad``), repeating the edge pixels into the gap."""
+    g, b, c, h, w = x.shape
+    flat = x.reshape(g * b, c, h, w)
+    padded = torch.nn.functional.pad(flat, (pad, pad, pad, pad), mode="replicate")
+    off = offsets.reshape(g * b, 2).to(torch.int64)
+    rows = (pad - off[:, 0:1]) + torch.arange(h, device=x.device)  # (N, H)
+    cols = (pad - off[:, 1:2]) + torch.arange(w, device=x.device)  # (N, W)
+    n_idx = torch.arange(g * b, device=x.device).view(-1, 1, 1, 1)
+    c_idx = torch.arange(c, device=x.device).view(1, -1, 1, 1)
+    out = padded[n_idx, c_idx, rows.view(-1, 1, h, 1), cols.view(-1, 1, 1, w)]
+    return out.reshape(g, b, c, h, w)

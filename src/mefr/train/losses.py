@@ -46,14 +46,18 @@ def classification_loss(
     y: torch.Tensor,
     w: torch.Tensor,
     class_weight: torch.Tensor | None = None,
+    label_smoothing: float = 0.0,
 ) -> torch.Tensor:
     """Eq. (7): softmax cross-entropy of the classifier, ``(G,)``.
 
     ``class_weight`` ``(G, K)`` optionally weights each sample by its class (as Keras'
     ``class_weight``: a weighted sum divided by the number of samples).
+    ``label_smoothing`` eps replaces the one-hot target by ``(1 - eps) * onehot + eps / K``
+    (off in the paper).
     """
     g, b, k = logits.shape
-    ce = F.cross_entropy(logits.reshape(g * b, k), y.reshape(g * b), reduction="none").view(g, b)
+    ce = F.cross_entropy(logits.reshape(g * b, k), y.reshape(g * b), reduction="none",
+                         label_smoothing=label_smoothing).view(g, b)
     if class_weight is not None:
         ce = ce * torch.gather(class_weight, 1, y)
     return _weighted_mean(ce, w)
@@ -65,12 +69,14 @@ def fr_loss(
     w: torch.Tensor,
     lam: float = 0.85,
     class_weight: torch.Tensor | None = None,
+    label_smoothing: float = 0.0,
 ) -> torch.Tensor:
     """Eq. (8): ``lambda * L_prop + L_cls`` per model, ``(G,)``.
 
     Networks without detectors (Basic Inception, the baselines) get ``L_cls`` alone.
+    ``label_smoothing`` applies to ``L_cls`` only (the detectors keep 0/1 targets).
     """
-    loss = classification_loss(out.logits, y, w, class_weight)
+    loss = classification_loss(out.logits, y, w, class_weight, label_smoothing)
     if out.detector_logits is not None and lam != 0.0:
         loss = loss + lam * proposal_loss(out.detector_logits, y, w)
     return loss
