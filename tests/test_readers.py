@@ -14,14 +14,9 @@ from openpyxl import Workbook
 
 from mefr.data import read_database
 from mefr.data.casme2 import read_casme2
+from mefr.data.frames import frame_number
 from mefr.data.labels import LabelWarning, apply_protocol
-from mefr.data.rawio import (
-    BAD_INPUT_RULES,
-    AnnotationError,
-    ReaderWarning,
-    frame_number,
-    rules_markdown,
-)
+from mefr.data.rules import BAD_INPUT_RULES, AnnotationError, ReaderWarning, rules_markdown
 from mefr.data.samm import read_samm
 from mefr.data.smic import read_smic
 from mefr.data.table import COLUMNS

@@ -1,6 +1,6 @@
 """Reader of CASME II as licensees hold it (Yan et al. 2014; Tables 9, 11, 12, 13).
 
-Layout (the bad-input rules are in :mod:`mefr.data.rawio`)::
+Layout (the bad-input rules are in :mod:`mefr.data.rules`)::
 
     ROOT/CASME2-coding-20140508.xlsx          (or -20190701; header row found by content)
     ROOT/CASME2_RAW_selected/sub01/EP02_01f/img46.jpg ...   (raw release)
@@ -17,22 +17,23 @@ from pathlib import Path
 
 import pandas as pd
 
-from mefr.data.rawio import CodedDatabase, read_coded_database
+from mefr.data.coded import CodedDatabase, read_coded_database
 
 DATASET = "casme2"
 #: Annotation file names searched for when none is given (latest name wins).
 ANNOTATION_PATTERNS: tuple[str, ...] = ("CASME2-coding*.xlsx", "CASME2-coding*.csv")
 #: Frame folders searched for under the root, in order of preference.
 FRAME_DIRS: tuple[str, ...] = ("CASME2_RAW_selected", "Cropped")
-REQUIRED_COLUMNS: tuple[str, ...] = (
-    "Subject",
-    "Filename",
-    "OnsetFrame",
-    "ApexFrame",
-    "OffsetFrame",
-    "Estimated Emotion",
-)
-OPTIONAL_COLUMNS: tuple[str, ...] = ("Action Units",)
+#: Field -> column of the coding file.
+HEADER: dict[str, str] = {
+    "subject": "Subject",
+    "filename": "Filename",
+    "onset": "OnsetFrame",
+    "apex": "ApexFrame",
+    "offset": "OffsetFrame",
+    "action_units": "Action Units",
+    "emotion": "Estimated Emotion",
+}
 
 
 def casme2_subject(value: object) -> str | None:
@@ -43,9 +44,12 @@ def casme2_subject(value: object) -> str | None:
 
 
 SPEC = CodedDatabase(
-    DATASET, ANNOTATION_PATTERNS, FRAME_DIRS, "CASME II frame folder",
-    REQUIRED_COLUMNS, OPTIONAL_COLUMNS,
-    casme2_subject,
+    dataset=DATASET,
+    annotation_patterns=ANNOTATION_PATTERNS,
+    frame_dirs=FRAME_DIRS,
+    frames_label="CASME II frame folder",
+    header=HEADER,
+    subject_of=casme2_subject,
 )
 
 
@@ -64,7 +68,7 @@ def read_casme2(
         :data:`FRAME_DIRS` that exists when None.
 
     Rows are in spreadsheet order; ``frames`` runs from onset to offset. Faulty rows are
-    skipped or repaired under :data:`mefr.data.rawio.BAD_INPUT_RULES` with a
-    :class:`~mefr.data.rawio.ReaderWarning` each (also in ``attrs["issues"]``).
+    skipped or repaired under :data:`mefr.data.rules.BAD_INPUT_RULES` with a
+    :class:`~mefr.data.rules.ReaderWarning` each (also in ``attrs["issues"]``).
     """
     return read_coded_database(SPEC, root, annotation, frames_dir)

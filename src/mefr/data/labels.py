@@ -1,11 +1,15 @@
-"""The seed paper's label protocols: named mappings from annotated emotion to class.
+"""Labellings: named mappings from annotated emotion to class (the seed paper's and others).
 
-A protocol groups the emotions the databases annotate into the classes one experiment
-uses and drops the rest. :func:`apply_protocol` applies one to a sample table (see
+A labelling groups the emotions the databases annotate into the classes one experiment
+uses and drops the rest. :func:`apply_labelling` applies one to a sample table (see
 :mod:`mefr.data.table`) and adds the integer ``label`` and its name ``label_name``.
+("Protocol" in mefr means a split, :mod:`mefr.evaluate.protocols`; the older names
+``PROTOCOLS``, ``ProtocolError``, ``apply_protocol`` and ``protocol_classes`` remain as
+aliases of :data:`LABELLINGS`, :class:`LabellingError`, :func:`apply_labelling` and
+:func:`labelling_classes`.)
 
-Protocols (class order = label order)
--------------------------------------
+Labellings (class order = label order)
+--------------------------------------
 ``cde`` (Table 9, MEGC 2019 composite)
     negative = disgust, repression, anger, contempt, fear, sadness; positive = happiness;
     surprise = surprise; ``others`` dropped. Order ``negative, positive, surprise`` (the
@@ -72,16 +76,16 @@ EMOTION_ALIASES: dict[str, str] = {
 
 
 class LabelWarning(UserWarning):
-    """A row was dropped by a label protocol (unused or unknown emotion)."""
+    """A row was dropped by a labelling (unused or unknown emotion)."""
 
 
-class ProtocolError(ValueError):
-    """An unknown protocol name, or a table a protocol cannot label."""
+class LabellingError(ValueError):
+    """An unknown labelling name, or a table a labelling cannot label."""
 
 
 @dataclass(frozen=True)
-class Protocol:
-    """A label protocol: class names in label order and the emotions of each class."""
+class Labelling:
+    """A labelling: class names in label order and the emotions of each class."""
 
     name: str
     classes: tuple[str, ...]
@@ -89,15 +93,15 @@ class Protocol:
     reference: str
 
     def class_of(self, emotion: str) -> str | None:
-        """The class of a canonical emotion name, or None when the protocol drops it."""
+        """The class of a canonical emotion name, or None when the labelling drops it."""
         for cls in self.classes:
             if emotion in self.groups[cls]:
                 return cls
         return None
 
 
-PROTOCOLS: dict[str, Protocol] = {
-    "cde": Protocol(
+LABELLINGS: dict[str, Labelling] = {
+    "cde": Labelling(
         name="cde",
         classes=("negative", "positive", "surprise"),
         groups={
@@ -115,7 +119,7 @@ PROTOCOLS: dict[str, Protocol] = {
         },
         reference="Table 9 (MEGC 2019 composite database evaluation)",
     ),
-    "cdmer": Protocol(
+    "cdmer": Labelling(
         name="cdmer",
         classes=("negative", "positive", "surprise"),
         groups={
@@ -125,7 +129,7 @@ PROTOCOLS: dict[str, Protocol] = {
         },
         reference="Table 11 (cross-database MER, CASME II and SMIC)",
     ),
-    "casme2_5class": Protocol(
+    "casme2_5class": Labelling(
         name="casme2_5class",
         classes=("happiness", "surprise", "disgust", "repression", "others"),
         groups={
@@ -137,7 +141,7 @@ PROTOCOLS: dict[str, Protocol] = {
         },
         reference="Table 13 (CASME II, 5 classes, 247 clips)",
     ),
-    "four_class": Protocol(
+    "four_class": Labelling(
         name="four_class",
         classes=("negative", "positive", "surprise", "others"),
         groups={
@@ -151,19 +155,19 @@ PROTOCOLS: dict[str, Protocol] = {
 }
 
 
-def get_protocol(name: str) -> Protocol:
-    """The :class:`Protocol` called ``name``; a clear error listing the known ones."""
+def get_labelling(name: str) -> Labelling:
+    """The :class:`Labelling` called ``name``; a clear error listing the known ones."""
     try:
-        return PROTOCOLS[name]
+        return LABELLINGS[name]
     except KeyError:
-        raise ProtocolError(
-            f"unknown label protocol {name!r}; known: {sorted(PROTOCOLS)}"
+        raise LabellingError(
+            f"unknown labelling {name!r}; known: {sorted(LABELLINGS)}"
         ) from None
 
 
-def protocol_classes(name: str) -> tuple[str, ...]:
-    """The class names of protocol ``name`` in label order (label i = classes[i])."""
-    return get_protocol(name).classes
+def labelling_classes(name: str) -> tuple[str, ...]:
+    """The class names of labelling ``name`` in label order (label i = classes[i])."""
+    return get_labelling(name).classes
 
 
 def normalize_emotion(text: object) -> str | None:
@@ -179,19 +183,19 @@ def normalize_emotion(text: object) -> str | None:
     return key if key in EMOTIONS else None
 
 
-def apply_protocol(table: pd.DataFrame, name: str) -> pd.DataFrame:
-    """Keep the rows protocol ``name`` uses and add ``label`` (int) and ``label_name``.
+def apply_labelling(table: pd.DataFrame, name: str) -> pd.DataFrame:
+    """Keep the rows labelling ``name`` uses and add ``label`` (int) and ``label_name``.
 
     The returned table is a copy with a fresh 0..n-1 index; ``emotion`` is left as the
-    reader wrote it. Rows whose emotion the protocol does not use are dropped with one
+    reader wrote it. Rows whose emotion the labelling does not use are dropped with one
     :class:`LabelWarning` listing the dropped emotions with their counts per dataset;
     rows whose emotion is unknown (see :func:`normalize_emotion`) are dropped with a
     warning naming dataset, clip, source and row of each.
     """
-    proto = get_protocol(name)
+    proto = get_labelling(name)
     if "emotion" not in table.columns:
-        raise ProtocolError(
-            f"protocol {name!r} needs an 'emotion' column; table has {list(table.columns)}"
+        raise LabellingError(
+            f"labelling {name!r} needs an 'emotion' column; table has {list(table.columns)}"
         )
     canon = [normalize_emotion(e) for e in table["emotion"]]
     classes = [proto.class_of(c) if c is not None else None for c in canon]
@@ -200,7 +204,7 @@ def apply_protocol(table: pd.DataFrame, name: str) -> pd.DataFrame:
         lines = [_describe_row(table.iloc[i]) for i in unknown]
         warnings.warn(
             LabelWarning(
-                f"protocol {name!r}: {len(unknown)} row(s) with an unknown emotion dropped "
+                f"labelling {name!r}: {len(unknown)} row(s) with an unknown emotion dropped "
                 f"(known: {', '.join(EMOTIONS)}):\n  " + "\n  ".join(lines)
             ),
             stacklevel=2,
@@ -214,7 +218,8 @@ def apply_protocol(table: pd.DataFrame, name: str) -> pd.DataFrame:
         listing = ", ".join(f"{ds} {emo} x{n}" for (ds, emo), n in sorted(unused.items()))
         warnings.warn(
             LabelWarning(
-                f"protocol {name!r} ({proto.reference}) drops emotions it does not use: {listing}"
+                f"labelling {name!r} ({proto.reference}) drops emotions it does not use: "
+                f"{listing}"
             ),
             stacklevel=2,
         )
@@ -227,9 +232,9 @@ def apply_protocol(table: pd.DataFrame, name: str) -> pd.DataFrame:
 
 
 def class_counts(table: pd.DataFrame, name: str) -> dict[str, int]:
-    """Clips per class of a labelled table, in the protocol's class order (zeros kept)."""
+    """Clips per class of a labelled table, in the labelling's class order (zeros kept)."""
     counts = Counter(table["label_name"])
-    return {c: int(counts.get(c, 0)) for c in protocol_classes(name)}
+    return {c: int(counts.get(c, 0)) for c in labelling_classes(name)}
 
 
 def canonical_id(text: str) -> str:
@@ -278,3 +283,12 @@ def _describe_row(row: pd.Series) -> str:
         f"{row.get('dataset', '?')}/{row.get('subject', '?')}/{row.get('clip', '?')} "
         f"emotion {row.get('emotion')!r} ({where})"
     )
+
+
+# Older names, kept while other modules move to the new ones.
+PROTOCOLS = LABELLINGS
+Protocol = Labelling
+ProtocolError = LabellingError
+get_protocol = get_labelling
+protocol_classes = labelling_classes
+apply_protocol = apply_labelling

@@ -1,6 +1,6 @@
 """Reader of SAMM as licensees hold it (Davison et al. 2018; Tables 9 and 12).
 
-Layout (see :mod:`mefr.data.rawio` for the bad-input rules)::
+Layout (the bad-input rules are in :mod:`mefr.data.rules`)::
 
     ROOT/SAMM_Micro_FACS_Codes_v2.xlsx        (about 12 prose rows above the header row)
     ROOT/SAMM/006/006_1_2/006_05562.jpg ...   (greyscale frames)
@@ -17,20 +17,21 @@ from pathlib import Path
 
 import pandas as pd
 
-from mefr.data.rawio import CodedDatabase, read_coded_database
+from mefr.data.coded import CodedDatabase, read_coded_database
 
 DATASET = "samm"
 ANNOTATION_PATTERNS: tuple[str, ...] = ("SAMM_Micro_FACS_Codes*.xlsx", "SAMM_Micro_FACS_Codes*.csv")
 FRAME_DIRS: tuple[str, ...] = ("SAMM",)
-REQUIRED_COLUMNS: tuple[str, ...] = (
-    "Subject",
-    "Filename",
-    "Onset Frame",
-    "Apex Frame",
-    "Offset Frame",
-    "Estimated Emotion",
-)
-OPTIONAL_COLUMNS: tuple[str, ...] = ("Action Units",)
+#: Field -> column of the FACS-codes file.
+HEADER: dict[str, str] = {
+    "subject": "Subject",
+    "filename": "Filename",
+    "onset": "Onset Frame",
+    "apex": "Apex Frame",
+    "offset": "Offset Frame",
+    "action_units": "Action Units",
+    "emotion": "Estimated Emotion",
+}
 
 
 def samm_subject(value: object) -> str | None:
@@ -41,9 +42,12 @@ def samm_subject(value: object) -> str | None:
 
 
 SPEC = CodedDatabase(
-    DATASET, ANNOTATION_PATTERNS, FRAME_DIRS, "SAMM frame folder",
-    REQUIRED_COLUMNS, OPTIONAL_COLUMNS,
-    samm_subject,
+    dataset=DATASET,
+    annotation_patterns=ANNOTATION_PATTERNS,
+    frame_dirs=FRAME_DIRS,
+    frames_label="SAMM frame folder",
+    header=HEADER,
+    subject_of=samm_subject,
 )
 
 
@@ -61,6 +65,6 @@ def read_samm(
     frames_dir : the frame folder, relative to ``root`` or absolute (default ``SAMM``).
 
     Rows are in spreadsheet order; ``frames`` runs from onset to offset. Faulty rows are
-    skipped or repaired under :data:`mefr.data.rawio.BAD_INPUT_RULES`.
+    skipped or repaired under :data:`mefr.data.rules.BAD_INPUT_RULES`.
     """
     return read_coded_database(SPEC, root, annotation, frames_dir)

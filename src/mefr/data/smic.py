@@ -19,11 +19,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from mefr.data.frames import clip_frames, find_first
 from mefr.data.labels import normalize_emotion
-from mefr.data.rawio import IssueLog, clip_frames, find_first, finish_table
+from mefr.data.rules import IssueLog, finish_table
 
 #: SMIC sub-databases: folder name -> mefr dataset name.
 VARIANTS: dict[str, str] = {"HS": "smic_hs", "VIS": "smic_vis", "NIR": "smic_nir"}
+#: Label folder -> its abbreviation in clip names (``s3_po_11`` is filed under positive).
+LABEL_ABBREVIATIONS: dict[str, str] = {"negative": "ne", "positive": "po", "surprise": "sur"}
 
 
 def smic_variant(name: str) -> str:
@@ -57,7 +60,7 @@ def read_smic(
     One row per folder ``{subject}/micro/{label}/{clip}``; the emotion is the label
     folder's name; onset/offset are the first/last frame numbers and apex is <NA>.
     ``source`` is the clip folder and ``row`` is <NA>. Folder faults follow
-    :data:`mefr.data.rawio.BAD_INPUT_RULES`.
+    :data:`mefr.data.rules.BAD_INPUT_RULES`.
     """
     root = Path(root)
     folder = smic_variant(variant)

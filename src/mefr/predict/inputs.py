@@ -15,7 +15,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from mefr.data.rawio import IMAGE_SUFFIXES, list_frames
+from mefr.data.frames import IMAGE_SUFFIXES, list_frames
 from mefr.preprocess.face import Box, ImageLike, PreprocessError
 from mefr.preprocess.pipeline import PreprocessSettings, clip_features, frames_features
 
