@@ -216,17 +216,3 @@ def test_prepare_cli_on_a_synthetic_smic(tmp_path, capsys):
     merged = fs.table.merge(truth, on=["subject", "clip"], suffixes=("", "_true"))
     assert len(merged) == 6
     assert ((merged["apex_used"] - merged["apex_true"]).abs() <= 2).mean() >= 0.9
-
-
-def test_cli_choices_match_the_api():
-    import mefr.cli as cli
-    from mefr.data.table import DATASETS
-    from mefr.preprocess.apex import APEX_POLICIES
-    from mefr.preprocess.flow import NORMALISATIONS
-    from mefr.preprocess.pipeline import DESCRIPTORS, FACE_MODES
-
-    assert cli._APEX_POLICIES == APEX_POLICIES
-    assert cli._FACE_MODES == FACE_MODES
-    assert cli._DESCRIPTORS == DESCRIPTORS
-    assert cli._NORMALISATIONS == NORMALISATIONS
-    assert cli._DATASETS == DATASETS

@@ -13,6 +13,7 @@ import pytest
 
 from mefr.report import paper as P
 from mefr.report.figures import confusion_figure, row_percent, save_figure, tsne_figure
+from mefr.report.runs import describe_environment, describe_run_hardware
 from mefr.report.tables import (
     Cell,
     Column,
@@ -20,8 +21,6 @@ from mefr.report.tables import (
     Row,
     average_cell,
     cell_from_metrics,
-    describe_environment,
-    describe_run_hardware,
     difference_cell,
     latex_escape,
     to_csv,

@@ -25,6 +25,8 @@ from mefr.train.config import resolve_config
 DEMO_SUBJECTS = 4
 DEMO_CLIPS = 6
 DEMO_EPOCHS = 30
+#: What the default demo leaves on disk, in MB (mostly the synthetic raw frames).
+DEMO_DISK_MB = 280
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,6 @@ Conventions
 from __future__ import annotations
 
 import io
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -368,86 +367,3 @@ def write_table(table: ReportTable, out_dir: str | Path) -> dict[str, Path]:
         p.write_text(render(table), encoding="utf-8")
         paths[suffix] = p
     return paths
-
-
-def describe_environment(config: Mapping[str, Any]) -> str:
-    """A short hardware line from a run's config.yaml ``environment`` section."""
-    env = config.get("environment") or {}
-    gpus = env.get("gpus") or []
-    if env.get("device", "").startswith("cuda") or (env.get("device") == "auto" and gpus):
-        return ", ".join(dict.fromkeys(gpus)) or "CUDA GPU"
-    cpus = env.get("cpus")
-    machine = env.get("machine") or "CPU"
-    return f"CPU ({machine}, {cpus} cores)" if cpus else f"CPU ({machine})"
-
-
-def describe_fold_device(device: str) -> str:
-    """The engine's fold ``device`` (``cuda (NVIDIA H200)``, ``cpu (x86_64, 2 cores)``) in
-    the words of :func:`describe_environment` (``NVIDIA H200``, ``CPU (x86_64, 2 cores)``)."""
-    kind, _, detail = device.partition(" (")
-    detail = detail.rstrip(")")
-    if kind.startswith("cuda"):
-        return detail or "CUDA GPU"
-    return f"CPU ({detail})" if detail else "CPU"
-
-
-def seed_hardware(run_dir: str | Path, config: Mapping[str, Any],
-                  seeds: Sequence[int]) -> dict[int, str]:
-    """The hardware that trained each seed of a run directory.
-
-    Each fold's engine info (``folds/seed<k>/.../<fold>.json``) names its device; folds
-    written before the engine recorded it count as the machine in ``config.yaml``'s
-    ``environment`` (the one that created the run). A seed trained on several machines
-    (an interrupted run resumed elsewhere) lists them joined by `` + ``.
-    """
-    fallback = describe_environment(config)
-    out: dict[int, str] = {}
-    for seed in seeds:
-        found: list[str] = []
-        for path in sorted(Path(run_dir, "folds", f"seed{seed}").rglob("*.json")):
-            try:
-                device = json.loads(path.read_text(encoding="utf-8")).get("device")
-            except (OSError, ValueError, AttributeError):
-                device = None
-            found.append(describe_fold_device(device) if isinstance(device, str) else fallback)
-        out[int(seed)] = " + ".join(dict.fromkeys(found)) or fallback
-    return out
-
-
-def _seed_list(seeds: Sequence[int]) -> str:
-    """``[0]`` -> ``seed 0``; ``[1, 2, 3, 5]`` -> ``seeds 1-3, 5``."""
-    ordered = sorted(seeds)
-    spans: list[list[int]] = []
-    for s in ordered:
-        if spans and s == spans[-1][1] + 1:
-            spans[-1][1] = s
-        else:
-            spans.append([s, s])
-    text = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in spans)
-    return f"seed{'s' if len(ordered) > 1 else ''} {text}"
-
-
-def describe_run_hardware(run_dir: str | Path, config: Mapping[str, Any],
-                          seeds: Sequence[int]) -> str:
-    """One line naming the hardware of a run, by seed when the seeds differ:
-    ``NVIDIA H200 (seed 0), CPU (x86_64, 2 cores) (seeds 1-2)``."""
-    per_seed = seed_hardware(run_dir, config, seeds)
-    by_text: dict[str, list[int]] = {}
-    for seed, text in per_seed.items():
-        by_text.setdefault(text, []).append(seed)
-    if len(by_text) <= 1:
-        return next(iter(by_text), describe_environment(config))
-    return ", ".join(f"{text} ({_seed_list(s)})" for text, s in by_text.items())
-
-
-def dumps(obj: Any) -> str:
-    """JSON with NaN written as null (for side files next to the tables)."""
-    def clean(v: Any) -> Any:
-        if isinstance(v, float) and math.isnan(v):
-            return None
-        if isinstance(v, dict):
-            return {k: clean(u) for k, u in v.items()}
-        if isinstance(v, list | tuple):
-            return [clean(u) for u in v]
-        return v
-    return json.dumps(clean(obj), indent=2) + "\n"

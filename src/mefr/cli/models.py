@@ -1,0 +1,157 @@
+"""Model commands: ``mefr models``, ``train`` and ``predict``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from mefr.cli.common import (
+    Command,
+    add_preprocess_options,
+    add_training_options,
+    error,
+    settings_from_args,
+    training_epilog,
+    training_overrides,
+    warn,
+)
+
+
+# --------------------------------------------------------------------------- models
+def _add_models(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true",
+                   help="print the networks' JSON (name, K, channels, exact parameter count)")
+
+
+def _run_models(args: argparse.Namespace) -> int:
+    from mefr.models.registry import HANDCRAFTED, model_specs
+
+    specs = model_specs()
+    if args.json:
+        print(json.dumps(specs, indent=2))
+        return 0
+    print(f"{'name':<20} {'K':>2} {'detector':>8} {'parameters':>12}")
+    for s in specs:
+        det = str(s.get("detector_units", "-"))
+        print(f"{s['name']:<20} {s['num_classes']:>2} {det:>8} {s['parameters']:>12,}")
+    for name, entry in HANDCRAFTED.items():
+        print(f"{name:<20} {'-':>2} {'-':>8} {'-':>12}  hand-crafted, no network: "
+              f"{entry.description}")
+    return 0
+
+
+# --------------------------------------------------------------------------- train
+class _DeprecatedProtocol(argparse.Action):
+    """``mefr train --protocol NAME``: the old name of ``--labels`` (warns)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        warn("`mefr train --protocol` is deprecated: it names the label mapping, so it is "
+             f"now --labels (use --labels {values}); `mefr evaluate --protocol` is the split")
+        namespace.labels = values
+
+
+def _add_train(p: argparse.ArgumentParser) -> None:
+    from mefr.data.labels import LABELLINGS
+
+    p.add_argument("--data", action="append", required=True, metavar="SCHEME:PATH",
+                   help="casme2:ROOT, samm:ROOT, smic_hs:ROOT... (repeatable, pooled), "
+                   "synthetic:DIR (written by `mefr synth DIR`) or flowset:PATH")
+    p.add_argument("--out", required=True, metavar="MODEL.safetensors", help="model file")
+    p.add_argument("--labels", default="cde", choices=sorted(LABELLINGS),
+                   help="label mapping (mefr.data.labels)")
+    p.add_argument("--protocol", action=_DeprecatedProtocol, default=argparse.SUPPRESS,
+                   dest="labels", help=argparse.SUPPRESS)
+    add_training_options(p)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cache", default=None, help="feature cache folder (default: none)")
+    p.add_argument("--workers", type=int, default=None, help="preprocessing processes")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
+    p.add_argument("--no-progress", action="store_true")
+    add_preprocess_options(p)
+    p.epilog = training_epilog()
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from mefr.model_inputs import check_channels
+    from mefr.predict import load_training_data, train_model
+    from mefr.train.config import resolve_config
+
+    try:
+        config = resolve_config(args.preset, args.config, training_overrides(args))
+        settings = settings_from_args(args, config.model)
+        if not any(s.startswith("flowset:") for s in args.data):
+            check_channels(config.channels, settings)
+        data = load_training_data(args.data, args.labels, settings, args.cache, args.workers,
+                                  progress=not args.no_progress)
+        predictor = train_model(data, config, seed=args.seed, device=args.device,
+                                progress=not args.no_progress)
+        path = predictor.save(args.out)
+    except (ValueError, OSError, RuntimeError) as e:
+        return error(e)
+    d, t = predictor.header["data"], predictor.header["train"]
+    counts = ", ".join(f"{c} {n}" for c, n in d["class_counts"].items())
+    sets = ", ".join(f"{k} {n}" for k, n in d["datasets"].items())
+    print(f"model file   {path}")
+    print(f"network      {predictor.network} ({', '.join(predictor.channels)} input), "
+          f"classes {', '.join(predictor.class_names)}")
+    print(f"data         {d['clips']} clips, {d['subjects']} subjects ({sets}); {counts}; "
+          f"{d['failures']} clip(s) failed preprocessing")
+    print(f"training     {t['optimizer']} lr {t['lr']}, epoch {t['evaluated_epoch']} of "
+          f"{t['epochs']}, final training loss {t['final_train_loss']:.4f}, seed {t['seed']}")
+    return 0
+
+
+def _train_interrupted(args: argparse.Namespace) -> str:
+    cache = f"; preprocessed clips are kept in the cache {args.cache}" if args.cache else ""
+    return f"no model file was written{cache}; rerun the same command to train again"
+
+
+# --------------------------------------------------------------------------- predict
+def _add_predict(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="model file written by `mefr train`")
+    p.add_argument("inputs", nargs="*", metavar="INPUT",
+                   help="video files (.mp4, .avi...) or folders of numbered frames")
+    p.add_argument("--onset-apex", nargs=2, action="append", default=[],
+                   metavar=("ONSET", "APEX"),
+                   help="an onset and an apex image (repeatable; listed after the INPUTs)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--explain", metavar="DIR", default=None,
+                   help="write one explanation PNG per input (faces, flow, saliency) to DIR")
+    p.add_argument("--smoothgrad", type=int, default=16,
+                   help="noisy samples of the SmoothGrad saliency (1: plain gradient)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--allow-version-mismatch", action="store_true",
+                   help="use a model made with another OpenCV / mefr major version (warns)")
+
+
+def _run_predict(args: argparse.Namespace) -> int:
+    from mefr.modelfile import ModelFileError
+    from mefr.predict import Predictor, format_table
+
+    inputs = list(args.inputs) + [tuple(pair) for pair in args.onset_apex]
+    if not inputs:
+        return error("nothing to predict: give INPUT(s) or --onset-apex ONSET APEX")
+    try:
+        predictor = Predictor.from_file(args.model, strict=not args.allow_version_mismatch)
+    except ModelFileError as e:
+        return error(e)
+    preds = predictor.predict(inputs, batch_size=args.batch_size, explain_dir=args.explain,
+                              smoothgrad=args.smoothgrad)
+    if args.json:
+        print(json.dumps([p.to_dict() for p in preds], indent=2))
+    else:
+        print(format_table(preds, predictor.class_names))
+        for p in preds:
+            if p.explanation:
+                print(f"explanation  {p.explanation}")
+    return 0 if all(p.ok for p in preds) else 1
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command("models", "list the networks and their parameter counts", _add_models, _run_models),
+    Command("train", "fit one model on whole databases and write a model file (safetensors "
+            "weights + JSON header)", _add_train, _run_train, _train_interrupted),
+    Command("predict", "predict new clips (videos, frame folders, onset/apex pairs) with a "
+            "model file; optionally explain", _add_predict, _run_predict),
+)

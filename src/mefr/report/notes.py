@@ -1,0 +1,139 @@
+"""The provenance of a report: title suffix, data / hardware / training notes, the
+per-seed timing notes and the subject-bootstrap notes of the "A minus B" rows."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from mefr.report.options import ReproduceOptions
+from mefr.report.runs import RunOutcome, RunRef, describe_run_hardware, seed_hardware
+from mefr.report.tables import Row
+from mefr.report.targets import TableSpec
+
+
+def train_text(cfg: dict[str, Any]) -> str:
+    """The training settings of a run's config.yaml in one phrase."""
+    t = cfg.get("train") or {}
+    opt = f"{t.get('optimizer')} lr {t.get('lr')}"
+    if t.get("optimizer") == "sgd":
+        opt += f" momentum {t.get('momentum')}"
+    return (f"{opt}, batch {t.get('batch_size')}, {t.get('epochs')} epochs, "
+            f"lambda {t.get('lam')}, epoch selection {t.get('select_epoch_by')}")
+
+
+def _finished(outcomes: dict[RunRef, RunOutcome], refs: Sequence[RunRef]) -> list[RunOutcome]:
+    return [outcomes[r] for r in refs if r in outcomes]
+
+
+def titled(title: str, refs: Sequence[RunRef], outcomes: dict[RunRef, RunOutcome]) -> str:
+    """Append ``[data; hardware]`` to a title (every machine that trained a seed)."""
+    data = []
+    if any(not r.synthetic for r in refs):
+        data.append("MEGC 2019 composite flow set")
+    if any(r.synthetic for r in refs):
+        data.append("synthetic databases")
+    hw: dict[str, None] = {}
+    for r in refs:
+        o = outcomes.get(r)
+        if o is not None and o.config and o.metrics:
+            seeds = [int(s) for s in o.metrics.get("seeds", [])]
+            for text in seed_hardware(o.ref.run_dir, o.config, seeds).values():
+                hw.update(dict.fromkeys(text.split(" + ")))
+    parts = [" + ".join(data)] if data else []
+    if hw:
+        # each machine once; the Hardware notes say which run and seed used which
+        parts.append(", ".join(hw))
+    return f"{title} [{'; '.join(parts)}]" if parts else title
+
+
+def run_hardware(out: RunOutcome) -> str:
+    """The hardware of a finished run, by seed (see :func:`describe_run_hardware`)."""
+    seeds = [int(s) for s in (out.metrics or {}).get("seeds", [])]
+    return describe_run_hardware(out.ref.run_dir, out.config or {}, seeds)
+
+
+def run_notes(refs: Sequence[RunRef], outcomes: dict[RunRef, RunOutcome],
+              options: ReproduceOptions) -> list[str]:
+    """Data, hardware, training and selection of the runs ``refs``; the unfinished ones."""
+    notes: list[str] = []
+    outs = _finished(outcomes, refs)
+    real = [o for o in outs if not o.ref.synthetic and o.config and o.metrics]
+    if real:
+        srcs = sorted({str(o.config.get("features")) for o in real})
+        notes.append("Real data: the MEGC 2019 composite flow set (SMIC-HS 164, CASME II "
+                     f"145, SAMM 133 clips, 3 classes; {', '.join(srcs)}).")
+    if any(o.ref.synthetic for o in outs):
+        notes.append(f"Synthetic data: {options.synthetic.describe()}.")
+    by_hw: dict[str, list[str]] = {}
+    by_train: dict[str, list[str]] = {}
+    for o in outs:
+        if o.config and o.metrics:
+            by_hw.setdefault(run_hardware(o), []).append(str(o.ref.run_dir))
+            by_train.setdefault(train_text(o.config), []).append(str(o.ref.run_dir))
+    n_runs = sum(len(d) for d in by_hw.values())
+    for label, groups in (("Hardware", by_hw), ("Training", by_train)):
+        for text, dirs in groups.items():
+            where = "all runs" if len(dirs) == n_runs else ", ".join(dirs)
+            notes.append(f"{label}: {text} ({where}).")
+    sel = sorted({o.metrics["selection"] for o in outs if o.metrics})
+    notes += [f"Selection: {s}." for s in sel]
+    if outs and any(o.metrics for o in outs):
+        notes.append("Acc, UF1 and UAR (Eqs. 9-13) are computed once on the pooled "
+                     "predictions of all folds of a seed.")
+    missing = [str(o.ref.run_dir) for o in outs if o.metrics is None]
+    if missing:
+        notes.append("Not yet run: " + ", ".join(missing) + ".")
+    return notes
+
+
+def timing_notes(spec: TableSpec, rows: Sequence[Row]) -> list[str]:
+    """Per-seed ET of every timed cell with several seeds: a wall-clock time depends on
+    what else the machine ran, so the spread of an ET cell is not the model's."""
+    notes = []
+    for col in spec.columns:
+        if col.metric != "et_s":
+            continue
+        for r in rows:
+            c = r.cells.get(col.key)
+            if c is None or len(c.values) < 2:
+                continue
+            per_seed = ", ".join(f"seed {s} {v:.1f} s"
+                                 for s, v in zip(c.seeds, c.values, strict=True))
+            notes.append(f"ET per seed, {r.label}, {col.header.removesuffix(' ET (s)')} "
+                         f"({c.run_dir}): {per_seed}. Wall-clock seconds on the hardware "
+                         "listed; a seed that shared the machine with another run is "
+                         "slower, so the spread measures machine load, not the model.")
+    return notes
+
+
+def bootstrap_notes(compared: Sequence[tuple[str, str, Row, Row]]) -> list[str]:
+    """For each difference ``(label A, label B, row A, row B)`` whose two runs have
+    predictions: the subject-bootstrap interval of the composite difference
+    (:mod:`mefr.evaluate.compare`)."""
+    from mefr.evaluate.compare import compare_runs
+    from mefr.evaluate.metrics import COMPOSITE
+
+    notes = []
+    for a, b, ra, rb in compared:
+        key = next(iter(ra.cells))
+        ca, cb = ra.cells[key], rb.cells.get(key)
+        if cb is None or not (ca.measured and cb.measured) or ca.synthetic != cb.synthetic:
+            continue
+        dirs = [Path(c.run_dir) for c in (ca, cb) if c.run_dir]
+        if len(dirs) != 2 or not all((d / "predictions.csv").is_file() for d in dirs):
+            continue
+        try:
+            found = compare_runs(*dirs, databases=(COMPOSITE,), replicates=2000)
+        except ValueError:  # runs on other clips or seeds: nothing to pair
+            continue
+        parts = [f"{r.metric.upper()} {r.difference:+.4f} [{r.low:+.4f}, {r.high:+.4f}], "
+                 f"ahead in {100 * r.share_a_better:.0f}% of draws" for r in found]
+        seeds = ",".join(str(v) for v in found[0].seeds)
+        notes.append(f"{a} minus {b}, composite, 95% interval of a paired bootstrap over "
+                     f"the {found[0].subjects} subjects ({found[0].replicates} draws, seeds "
+                     f"{seeds}; `mefr compare {dirs[0]} {dirs[1]}`): " + "; ".join(parts)
+                     + ". It measures how much the difference depends on which subjects "
+                     "were recorded; the paired-by-seed row measures training noise.")
+    return notes
