@@ -85,3 +85,48 @@ def test_an_image_of_another_size_is_named(tmp_path):
     with pytest.raises(FlowSetError, match=r"sub01_EP02_01f .png: 30x32 pixels, where the "
                        r"first image is 28x28 \(.*labels.csv, row 3\)"):
         load_flowset(tmp_path, csv_name="labels.csv", image_dir="imgs")
+
+
+def test_a_greyscale_image_is_refused_not_copied_into_three_channels(tmp_path):
+    """Issue 37, item 5: a grey PNG would be read as u = v = strain."""
+    _write(tmp_path, ROWS)
+    grey = np.random.default_rng(1).integers(0, 256, (28, 28), dtype=np.uint8)
+    ok, buf = cv2.imencode(".png", grey)
+    assert ok
+    (tmp_path / "imgs" / "sub01_EP02_01f .png").write_bytes(buf.tobytes())
+    with pytest.raises(FlowSetError, match=r"sub01_EP02_01f .png: does not decode to a "
+                       r"3-channel image: it has 1 channel\(s\).*labels.csv, row 3"):
+        load_flowset(tmp_path, csv_name="labels.csv", image_dir="imgs")
+
+
+def test_an_image_with_alpha_or_16_bits_is_refused(tmp_path):
+    _write(tmp_path, ROWS)
+    rgba = np.zeros((28, 28, 4), dtype=np.uint8)
+    (tmp_path / "imgs" / "006_006_1_2 .png").write_bytes(cv2.imencode(".png", rgba)[1].tobytes())
+    with pytest.raises(FlowSetError, match=r"006_006_1_2 .png: .*it has 4 channel\(s\)"):
+        load_flowset(tmp_path, csv_name="labels.csv", image_dir="imgs")
+    deep = np.zeros((28, 28, 3), dtype=np.uint16)
+    (tmp_path / "imgs" / "006_006_1_2 .png").write_bytes(cv2.imencode(".png", deep)[1].tobytes())
+    with pytest.raises(FlowSetError, match=r"006_006_1_2 .png: uint16 pixels"):
+        load_flowset(tmp_path, csv_name="labels.csv", image_dir="imgs")
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (b"", "the label CSV is empty"),
+    ("dataset,sub,filename_o,label\nsmic,s01,s01_ne_01,0\n".encode("utf-16"),
+     "the label CSV is UTF-16 encoded; save it as UTF-8"),
+    (b"dataset,sub,filename_o,label\nsmic,s01,\xe9\xff,0\n", "the label CSV is not UTF-8"),
+], ids=["empty", "utf-16", "latin-1"])
+def test_an_unreadable_label_csv_names_the_file(tmp_path, content, message):
+    """Issue 37, item 8: no bare pandas error without the file's name."""
+    _write(tmp_path, ROWS)
+    (tmp_path / "labels.csv").write_bytes(content)
+    with pytest.raises(FlowSetError, match=rf"labels.csv: {message}"):
+        load_flowset(tmp_path, csv_name="labels.csv", image_dir="imgs")
+
+
+def test_a_utf8_label_csv_with_a_byte_order_mark_is_read(tmp_path):
+    _write(tmp_path, ROWS)
+    csv = tmp_path / "labels.csv"
+    csv.write_bytes(b"\xef\xbb\xbf" + csv.read_bytes())
+    assert len(load_flowset(tmp_path, csv_name="labels.csv", image_dir="imgs").table) == 3

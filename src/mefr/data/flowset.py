@@ -78,6 +78,41 @@ def _image_path(image_dir: Path, stem: str) -> Path:
     raise FileNotFoundError(stem)
 
 
+def read_label_csv(path: Path) -> pd.DataFrame:
+    """The label CSV as strings; a :class:`FlowSetError` naming the file when it is empty,
+    not UTF-8 (a UTF-16 export) or not parsable as CSV."""
+    head = path.read_bytes()[:4]
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        raise FlowSetError(f"{path}: the label CSV is UTF-16 encoded; save it as UTF-8")
+    try:
+        return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except pd.errors.EmptyDataError:
+        raise FlowSetError(f"{path}: the label CSV is empty (no header row)") from None
+    except UnicodeDecodeError as exc:
+        raise FlowSetError(f"{path}: the label CSV is not UTF-8 text ({exc.reason} at byte "
+                           f"{exc.start}); save it as UTF-8") from None
+    except pd.errors.ParserError as exc:
+        raise FlowSetError(f"{path}: cannot parse the label CSV ({exc})") from None
+
+
+def read_flow_image(path: Path, where: str) -> np.ndarray:
+    """The 8-bit BGR array of one flow image, read as stored (no channel is copied into
+    another): a :class:`FlowSetError` naming the image and ``where`` (the CSV row) when
+    it does not decode, is not 8-bit, or does not hold exactly three channels (a grey
+    image would otherwise be read as u = v = strain)."""
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise FlowSetError(f"{path}: does not decode to a 3-channel image ({where})")
+    channels = 1 if img.ndim == 2 else img.shape[2]
+    if channels != 3:
+        raise FlowSetError(f"{path}: does not decode to a 3-channel image: it has {channels} "
+                           f"channel(s), where u, v and strain need 3 ({where})")
+    if img.dtype != np.uint8:
+        raise FlowSetError(f"{path}: {img.dtype} pixels, where the flow set's are 8-bit "
+                           f"({where})")
+    return img
+
+
 def load_flowset(
     root: str | Path,
     csv_name: str = DEFAULT_CSV,
@@ -85,15 +120,16 @@ def load_flowset(
 ) -> FlowSet:
     """Read a composite flow set (label CSV + folder of 28x28 u/v/strain PNGs).
 
-    Raises :class:`FlowSetError` naming the CSV row and the file when a label is not
-    0/1/2, a dataset is unknown, or an image is missing, does not decode to three
-    channels, or differs in size from the first.
+    Raises :class:`FlowSetError` naming the file (and the CSV row) when the CSV is empty,
+    not UTF-8 or lacks a column, a label is not 0/1/2, a dataset is unknown, or an image
+    is missing, is not an 8-bit image of exactly three channels, or differs in size from
+    the first.
     """
     root = Path(root)
     csv_path = root / csv_name
     if not csv_path.is_file():
         raise FlowSetError(f"{csv_path}: label CSV not found")
-    labels = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+    labels = read_label_csv(csv_path)
     need = {"dataset", "sub", "filename_o", "label"}
     if not need <= set(labels.columns):
         raise FlowSetError(f"{csv_path}: needs columns {sorted(need)}, has {list(labels.columns)}")
@@ -117,9 +153,7 @@ def load_flowset(
             raise FlowSetError(
                 f"{where}: no image {stem!r} (.png, ' .png' or bare) in {images}"
             ) from None
-        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if bgr is None or bgr.ndim != 3 or bgr.shape[2] != 3:
-            raise FlowSetError(f"{path}: does not decode to a 3-channel image ({where})")
+        bgr = read_flow_image(path, where)
         if arrays and bgr.shape[:2] != arrays[0].shape[1:]:
             raise FlowSetError(
                 f"{path}: {bgr.shape[1]}x{bgr.shape[0]} pixels, where the first image is "
