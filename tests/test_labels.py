@@ -359,3 +359,39 @@ def test_real_composite_list_gives_table9():
     assert [got["casme2"][c] for c in names] == [88, 32, 25]
     assert [got["samm"][c] for c in names] == [92, 26, 15]
     assert len(out) == 442 and out.groupby("dataset")["subject"].nunique().sum() == 68
+
+
+# The released coding files (issue 35, defect 6): 255 rows, 63 disgust; the 2019 file
+# moves three clips from sadness to surprise. The counts the docs give, computed here
+# from the per-emotion counts.
+CASME2_2014 = {**CASME2_256, "disgust": 63}
+CASME2_2019 = {**CASME2_2014, "sadness": 4, "surprise": 28}
+
+
+@pytest.mark.parametrize(("counts", "five", "four"), [
+    (CASME2_2014, {"happiness": 32, "surprise": 25, "disgust": 63, "repression": 27,
+                   "others": 99},
+     {"negative": 72, "positive": 32, "surprise": 25, "others": 126}),
+    (CASME2_2019, {"happiness": 32, "surprise": 28, "disgust": 63, "repression": 27,
+                   "others": 99},
+     {"negative": 69, "positive": 32, "surprise": 28, "others": 126}),
+], ids=["2014", "2019"])
+def test_counts_on_the_released_casme2_codings(counts, five, four):
+    assert sum(counts.values()) == 255
+    table = build_table("casme2", counts, [f"sub{i:02d}" for i in range(1, 27)])
+    assert class_counts(labelled(table, "casme2_5class"), "casme2_5class") == five
+    assert class_counts(labelled(table, "four_class"), "four_class") == four
+    assert sum(five.values()) == (246 if counts is CASME2_2014 else 249)
+    cdmer = class_counts(labelled(table, "cdmer"), "cdmer")
+    assert cdmer == {"negative": four["negative"], "positive": 32, "surprise": four["surprise"]}
+
+
+def test_the_old_protocol_names_are_the_labellings():
+    from mefr.data import labels
+
+    assert labels.PROTOCOLS is labels.LABELLINGS
+    assert labels.ProtocolError is labels.LabellingError
+    assert labels.apply_protocol is labels.apply_labelling
+    assert labels.protocol_classes is labels.labelling_classes
+    with pytest.raises(labels.LabellingError, match="unknown labelling 'x'"):
+        labels.labelling_classes("x")

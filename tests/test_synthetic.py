@@ -1,7 +1,8 @@
 """Synthetic databases (mefr.data.synthetic): written in the real formats, read back.
 
 Uses the session fixture ``synthetic_databases`` (tests/conftest.py): 2 subjects x 4
-clips x 10-14 frames for each of casme2, samm, smic_hs, smic_vis, smic_nir.
+clips x 10-14 frames for each database of ``SYNTHETIC_DATABASES`` (the seed paper's
+five and the formats of tests/test_data_new_databases.py).
 """
 
 from __future__ import annotations
@@ -214,7 +215,7 @@ def test_deterministic_given_the_seed(tmp_path):
 
 def test_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match="unknown synthetic database"):
-        write_synthetic_databases(tmp_path, databases=("mmew",))
+        write_synthetic_databases(tmp_path, databases=("casme1",))
     with pytest.raises(ValueError, match="frames"):
         write_synthetic_databases(tmp_path, databases=("casme2",), frames=(10, 5))
     with pytest.raises(ValueError, match="no synthetic motion pattern"):
@@ -248,7 +249,7 @@ def test_synth_command(tmp_path, capsys):
     assert "samm" in printed and "2 clips, 1 subjects" in printed
     assert (out / "samm" / "synthetic_truth.csv").is_file()
     with pytest.raises(SystemExit):
-        main(["synth", str(out), "--databases", "mmew"])
+        main(["synth", str(out), "--databases", "casme1"])
 
 
 def test_rewriting_replaces_an_earlier_run_and_keeps_other_cameras(tmp_path):

@@ -57,18 +57,24 @@ def read_casme2(
     root: str | Path,
     annotation: str | Path | None = None,
     frames_dir: str | Path | None = None,
+    min_kept: float = 0.5,
 ) -> pd.DataFrame:
     """Read CASME II into a sample table (see :mod:`mefr.data.table`).
 
     Parameters
     ----------
     root : the folder holding the frame folder (and usually the coding spreadsheet).
-    annotation : the coding .xlsx (or a .csv export); found under ``root`` when None.
+    annotation : the coding .xlsx (or a .csv export; absolute or relative to ``root``);
+        found under ``root`` when None. With both the 2014 and the 2019 coding there,
+        the 2019 one is read and a warning says so: the 2019 coding moves three clips
+        from sadness to surprise.
     frames_dir : the frame folder, relative to ``root`` or absolute; the first of
         :data:`FRAME_DIRS` that exists when None.
+    min_kept : the fraction of annotated rows a read must keep (see
+        :func:`~mefr.data.coded.read_coded_database`).
 
     Rows are in spreadsheet order; ``frames`` runs from onset to offset. Faulty rows are
     skipped or repaired under :data:`mefr.data.rules.BAD_INPUT_RULES` with a
     :class:`~mefr.data.rules.ReaderWarning` each (also in ``attrs["issues"]``).
     """
-    return read_coded_database(SPEC, root, annotation, frames_dir)
+    return read_coded_database(SPEC, root, annotation, frames_dir, min_kept)

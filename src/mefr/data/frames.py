@@ -41,6 +41,21 @@ def list_frames(folder: Path) -> tuple[dict[int, Path], list[int]]:
     return frames, sorted(set(dups))
 
 
+def _first_gaps(present: list[int], lo: int, hi: int, limit: int = 5) -> list[int]:
+    """The first ``limit`` numbers of lo..hi absent from the sorted list ``present``
+    (bounded by ``limit`` and ``len(present)``, never by the span)."""
+    gaps: list[int] = []
+    expect = lo
+    for n in [*present, hi + 1]:
+        while expect < n and len(gaps) < limit:
+            gaps.append(expect)
+            expect += 1
+        if len(gaps) >= limit:
+            break
+        expect = n + 1
+    return gaps
+
+
 def clip_frames(
     folder: Path,
     onset: int | None,
@@ -50,8 +65,10 @@ def clip_frames(
 ) -> tuple[list[int], list[Path]] | None:
     """The frames of a clip folder from onset to offset (all frames when these are None).
 
-    Applies the folder rules (missing, empty, duplicate numbers, missing frames) and
-    returns None when the clip must be skipped. ``where`` = (source, row, clip).
+    Applies the folder rules (missing, empty, duplicate numbers, a span longer than the
+    folder, missing frames) and returns None when the clip must be skipped. ``where`` =
+    (source, row, clip). Time and memory are bounded by the folder's size, whatever the
+    frame numbers are.
     """
     source, row, clip = where
     if not folder.is_dir():
@@ -77,19 +94,85 @@ def clip_frames(
             f"{folder}: several files for frame(s) {in_clip[:10]}; skipped",
         )
         return None
-    missing = [n for n in range(lo, hi + 1) if n not in frames]
-    if missing:
+    span = hi - lo + 1
+    if span > 2 * len(frames):  # implausible: a mistyped offset, a stray file
+        odd = f"; outlying file(s) {_outliers(frames)}" if onset is None or offset is None else ""
+        log.add(
+            "frame-span-too-long",
+            source,
+            row,
+            clip,
+            f"{folder}: frames {lo}..{hi} span {span} frames, more than twice the "
+            f"{len(frames)} numbered image(s) the folder holds{odd}; skipped",
+        )
+        return None
+    present = sorted(n for n in frames if lo <= n <= hi)
+    if len(present) < span:
+        gaps = _first_gaps(present, lo, hi)
         log.add(
             "frames-missing",
             source,
             row,
             clip,
-            f"{folder}: {len(missing)} of frames {lo}..{hi} missing "
-            f"(first: {missing[:5]}); skipped",
+            f"{folder}: {span - len(present)} of frames {lo}..{hi} missing "
+            f"(first: {gaps}); skipped",
         )
         return None
-    numbers = list(range(lo, hi + 1))
-    return numbers, [frames[n] for n in numbers]
+    return present, [frames[n] for n in present]
+
+
+def describe_folder(folder: Path, limit: int = 8) -> str:
+    """What ``folder`` holds, for error messages: its first entries and their count."""
+    if not folder.is_dir():
+        return f"{folder} is not a folder."
+    names = sorted(p.name + ("/" if p.is_dir() else "") for p in folder.iterdir())
+    more = f" (+{len(names) - limit} more)" if len(names) > limit else ""
+    return f"{folder} holds {len(names)} entries: {names[:limit]}{more}."
+
+
+def locate_clip_folder(root: Path, frames_root: Path, parts: tuple[str, ...]) -> str:
+    """A hint for a frame folder at the wrong depth: where ``parts`` (one clip folder,
+    relative to the frame folder) exists one or two levels below ``frames_root`` or
+    ``root``, as the ``frames_dir`` to pass; '' when nowhere."""
+    inner = frames_root / frames_root.name
+    if inner.is_dir():
+        return (f"Found {frames_root.name}/ inside {frames_root.name}/: pass frames_dir="
+                f"{_relative(inner, root)} (in a spec: ?frames=...).")
+    rel = "/".join(parts)
+    for base in (frames_root, root):
+        for pattern in (f"*/{rel}", f"*/*/{rel}"):
+            for hit in sorted(base.glob(pattern))[:1]:
+                found = hit
+                for _ in parts:
+                    found = found.parent
+                return (f"Clip folder {rel} found under {found}: pass frames_dir="
+                        f"{_relative(found, root)} (in a spec: ?frames=...).")
+    return ""
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _outliers(frames: dict[int, Path]) -> list[str]:
+    """The files on the smaller side of the widest gap in the frame numbers."""
+    nums = sorted(frames)
+    gaps = [b - a for a, b in zip(nums, nums[1:], strict=False)]
+    if not gaps:
+        return []
+    i = max(range(len(gaps)), key=gaps.__getitem__)
+    left, right = nums[: i + 1], nums[i + 1 :]
+    side = left if len(left) < len(right) else right
+    return [frames[n].name for n in side[:3]]
+
+
+def is_plain_name(part: str) -> bool:
+    """True when ``part`` names one folder inside its parent: not empty, not ``.`` or
+    ``..``, and free of ``/``, ``\\``, ``:`` and NUL (so ``../x`` or ``C:x`` are not)."""
+    return bool(part) and part not in (".", "..") and not any(c in part for c in "/\\:\0")
 
 
 def find_first(candidates: Iterable[Path], what: str, rule: str) -> Path:

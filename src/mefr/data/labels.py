@@ -20,11 +20,28 @@ Labellings (class order = label order)
     labels as they are; repression, anger, contempt and others dropped.
 ``casme2_5class`` (Table 13)
     CASME II's five classes as annotated: happiness, surprise, disgust, repression,
-    others (sadness and fear dropped: 256 -> 247 clips).
+    others (sadness and fear dropped).
 ``four_class`` (Table 12, CASME II and SAMM)
     negative = disgust, anger, contempt, fear, sadness; positive = happiness;
     surprise = surprise; others = repression + others. Order
     ``negative, positive, surprise, others``.
+``casme3_3class``, ``casme3_4class``, ``casme3_7class`` (CAS(ME)^3, Li et al. 2022)
+    The settings the CAS(ME)^3 paper and the MEGC challenges use. 7 classes: happiness,
+    disgust, fear, anger, sadness, surprise, others. 4 classes: negative = disgust,
+    fear, anger, sadness; positive = happiness; surprise; others. 3 classes: the 4
+    without others. The 3- and 4-class settings also take already grouped labels
+    (``negative``, ``positive``: CAS(ME)^2's emotion classes, 4DME, SMIC).
+
+Counts on the released files
+----------------------------
+The seed paper's tables imply a CASME II of 256 clips with 64 disgust (247 for five
+classes). Every released CASME II coding file (``CASME2-coding-20140508.xlsx`` and
+``-20190701.xlsx``) has 255 rows with 63 disgust: one disgust clip fewer. On the 2014
+file ``casme2_5class`` therefore keeps 246 clips, ``four_class`` 255 (negative 72) and
+``cdmer`` 129 (negative 72), each one fewer than the paper. The 2019 file moves three
+clips from sadness to surprise: ``casme2_5class`` keeps 249 (surprise 28) and
+``four_class`` has negative 69, surprise 28. ``docs/datasets.md`` lists the counts of
+every database.
 
 Spelling
 --------
@@ -139,7 +156,7 @@ LABELLINGS: dict[str, Labelling] = {
             "repression": ("repression",),
             "others": ("others",),
         },
-        reference="Table 13 (CASME II, 5 classes, 247 clips)",
+        reference="Table 13 (CASME II, 5 classes: 247 clips in the paper, 246 in the coding files)",
     ),
     "four_class": Labelling(
         name="four_class",
@@ -150,7 +167,35 @@ LABELLINGS: dict[str, Labelling] = {
             "surprise": ("surprise",),
             "others": ("repression", "others"),
         },
-        reference="Table 12 (CASME II 256 clips and SAMM 159 clips, 4 classes)",
+        reference="Table 12 (CASME II and SAMM, 4 classes: 256 + 159 clips in the paper)",
+    ),
+    "casme3_7class": Labelling(
+        name="casme3_7class",
+        classes=("happiness", "disgust", "fear", "anger", "sadness", "surprise", "others"),
+        groups={c: (c,) for c in
+                ("happiness", "disgust", "fear", "anger", "sadness", "surprise", "others")},
+        reference="CAS(ME)^3 (Li et al. 2022), 7 classes",
+    ),
+    "casme3_4class": Labelling(
+        name="casme3_4class",
+        classes=("negative", "positive", "surprise", "others"),
+        groups={
+            "negative": ("negative", "disgust", "fear", "anger", "sadness"),
+            "positive": ("positive", "happiness"),
+            "surprise": ("surprise",),
+            "others": ("others",),
+        },
+        reference="CAS(ME)^3 (Li et al. 2022), 4 classes",
+    ),
+    "casme3_3class": Labelling(
+        name="casme3_3class",
+        classes=("negative", "positive", "surprise"),
+        groups={
+            "negative": ("negative", "disgust", "fear", "anger", "sadness"),
+            "positive": ("positive", "happiness"),
+            "surprise": ("surprise",),
+        },
+        reference="CAS(ME)^3 (Li et al. 2022), 3 classes",
     ),
 }
 

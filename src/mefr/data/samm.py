@@ -55,16 +55,19 @@ def read_samm(
     root: str | Path,
     annotation: str | Path | None = None,
     frames_dir: str | Path | None = None,
+    min_kept: float = 0.5,
 ) -> pd.DataFrame:
     """Read SAMM into a sample table (see :mod:`mefr.data.table`).
 
     Parameters
     ----------
     root : the folder holding the ``SAMM`` frame folder (and usually the spreadsheet).
-    annotation : the FACS-codes .xlsx (or a .csv export); found under ``root`` when None.
+    annotation : the FACS-codes .xlsx (or a .csv export; absolute or relative to
+        ``root``); found under ``root`` when None.
     frames_dir : the frame folder, relative to ``root`` or absolute (default ``SAMM``).
+    min_kept : the fraction of annotated rows a read must keep.
 
     Rows are in spreadsheet order; ``frames`` runs from onset to offset. Faulty rows are
     skipped or repaired under :data:`mefr.data.rules.BAD_INPUT_RULES`.
     """
-    return read_coded_database(SPEC, root, annotation, frames_dir)
+    return read_coded_database(SPEC, root, annotation, frames_dir, min_kept)

@@ -55,52 +55,98 @@ def read_sheets(path: Path) -> dict[str, pd.DataFrame]:
 
 
 def locate_header(
-    sheets: dict[str, pd.DataFrame], path: Path, must_have: Sequence[str], max_rows: int = 60
-) -> tuple[pd.DataFrame, int]:
-    """The sheet and 0-based row index of the first row holding all of ``must_have``.
-
-    ``must_have`` are normalised column names (see :func:`normalize_column`).
-    """
-    want = {normalize_column(m) for m in must_have}
-    for sheet in sheets.values():
+    sheets: dict[str, pd.DataFrame],
+    path: Path,
+    must_have: Sequence[Sequence[str]],
+    max_rows: int = 60,
+) -> tuple[str, int]:
+    """The sheet name and 0-based row index of the first row holding, for every entry
+    of ``must_have``, one of its spellings (compared after :func:`normalize_column`)."""
+    wants = [{normalize_column(m) for m in names} for names in must_have]
+    for name, sheet in sheets.items():
         for i in range(min(max_rows, len(sheet))):
             cells = {normalize_column(v) for v in sheet.iloc[i].tolist() if not is_blank(v)}
-            if want <= cells:
-                return sheet, i
+            if all(want & cells for want in wants):
+                return name, i
+    shown = " and ".join("/".join(names) for names in must_have)
     raise AnnotationError(
-        f"{path}: no header row with {sorted(must_have)} in the first {max_rows} rows "
+        f"{path}: no header row with {shown} in the first {max_rows} rows "
         f"of sheet(s) {list(sheets)} [no-header-row]"
     )
+
+
+def prefer_sheets(sheets: dict[str, pd.DataFrame], names: Sequence[str]
+                  ) -> dict[str, pd.DataFrame]:
+    """The first sheet of ``names`` (case-insensitive) that ``sheets`` has, alone; all
+    sheets when it has none of them."""
+    by_key = {k.strip().lower(): k for k in sheets}
+    for n in names:
+        if n.lower() in by_key:
+            key = by_key[n.lower()]
+            return {key: sheets[key]}
+    return sheets
 
 
 def table_below_header(
     sheet: pd.DataFrame,
     header_index: int,
     path: Path,
-    required: Mapping[str, str],
-    optional: Mapping[str, str],
+    columns: Mapping[str, Sequence[str]],
+    required: Sequence[str],
 ) -> pd.DataFrame:
-    """The rows below the header, one column per field of ``required`` and ``optional``.
+    """The rows below the header, one column per field of ``columns``.
 
-    Both map a field name to the column that holds it, compared after
-    :func:`normalize_column`; an absent optional column gives a column of None. Adds a
-    column ``_row`` with the spreadsheet row number. Raises :class:`AnnotationError`
-    listing the missing and the found columns.
+    ``columns`` maps a field name to the spellings of its column, preferred first
+    (compared after :func:`normalize_column`); a field absent from the header gives a
+    column of None, or, for a field in ``required``, an :class:`AnnotationError` listing
+    the missing columns, the accepted spellings and the columns found. Adds a column
+    ``_row`` with the spreadsheet row number.
     """
     header = sheet.iloc[header_index].tolist()
-    found = {normalize_column(h): j for j, h in enumerate(header) if not is_blank(h)}
-    missing = [c for c in required.values() if normalize_column(c) not in found]
+    found: dict[str, int] = {}
+    for j, h in enumerate(header):
+        if not is_blank(h):
+            found.setdefault(normalize_column(h), j)
+    where: dict[str, int] = {}
+    for fieldname, names in columns.items():
+        hit = next((found[k] for k in map(normalize_column, names) if k in found), None)
+        if hit is not None:
+            where[fieldname] = hit
+    missing = [f for f in required if f not in where]
     if missing:
         shown = [str(h) for h in header if not is_blank(h)]
+        accepted = "; ".join(f"{columns[f][0]}: {' / '.join(columns[f])}" for f in missing)
         raise AnnotationError(
-            f"{path}, row {header_index + 1}: missing column(s) {missing}; "
+            f"{path}, row {header_index + 1}: missing column(s) "
+            f"{[columns[f][0] for f in missing]} (accepted spellings: {accepted}); "
             f"columns found: {shown} [missing-column]"
         )
-    body = sheet.iloc[header_index + 1 :]
+    return _fields(sheet, header_index + 1, {f: where.get(f) for f in columns})
+
+
+def table_by_position(sheet: pd.DataFrame, path: Path, positions: Mapping[str, int],
+                      what: str) -> pd.DataFrame:
+    """The rows of a header-less sheet, field ``f`` read from column ``positions[f]``
+    (0-based). A first row whose ``onset`` cell is text (a header after all) is skipped.
+    """
+    need = max(positions.values()) + 1
+    if sheet.shape[1] < need:
+        raise AnnotationError(
+            f"{path}: {sheet.shape[1]} column(s), where {what} needs {need} "
+            f"({', '.join(positions)}) [missing-column]"
+        )
+    first = 0
+    if len(sheet) and "onset" in positions:
+        cell = sheet.iat[0, positions["onset"]]
+        first = 1 if not is_blank(cell) and cell_int(cell) is None else 0
+    return _fields(sheet, first, dict(positions))
+
+
+def _fields(sheet: pd.DataFrame, first: int, where: Mapping[str, int | None]) -> pd.DataFrame:
+    body = sheet.iloc[first:]
     out = pd.DataFrame(index=body.index)
-    for fieldname, column in (*required.items(), *optional.items()):
-        key = normalize_column(column)
-        out[fieldname] = body.iloc[:, found[key]] if key in found else None
+    for fieldname, j in where.items():
+        out[fieldname] = body.iloc[:, j] if j is not None else None
     out["_row"] = body.index + 1
     return out.reset_index(drop=True)
 
@@ -130,19 +176,35 @@ def cell_text(value: object) -> str:
     return str(value).strip()
 
 
-def find_annotation(root: Path, patterns: Sequence[str]) -> Path:
-    """The annotation file under ``root`` (or one level down) matching ``patterns``.
+def find_annotation(root: Path, patterns: Sequence[str]) -> tuple[Path, list[Path]]:
+    """The annotation file under ``root`` (or one level down), and the other candidates.
 
-    When several match, the name that sorts last (the latest dated release) wins.
-    Excel lock files (``~$...``) are never taken.
+    ``patterns`` are globs in order of preference; the first one that matches decides.
+    When it matches several files, the name that sorts last (the latest dated release)
+    is chosen and the others are returned so that the reader can say so. Excel lock
+    files (``~$...``) are never taken.
     """
-    hits: list[Path] = []
     for pat in patterns:
-        hits += sorted(root.glob(pat)) + sorted(root.glob(f"*/{pat}"))
-    hits = [h for h in hits if h.is_file() and not h.name.startswith("~$")]
-    if not hits:
-        raise AnnotationError(
-            f"no annotation file matching {list(patterns)} in {root} or its sub-folders; "
-            "pass annotation=... [annotation-not-found]"
-        )
-    return sorted(hits, key=lambda p: p.name)[-1]
+        hits = sorted(root.glob(pat)) + sorted(root.glob(f"*/{pat}"))
+        hits = [h for h in hits if h.is_file() and not h.name.startswith("~$")]
+        if hits:
+            ordered = sorted(hits, key=lambda p: (p.name, str(p)))
+            return ordered[-1], ordered[:-1]
+    raise AnnotationError(
+        f"no annotation file matching {list(patterns)} in {root} or its sub-folders; "
+        "pass annotation=... [annotation-not-found]"
+    )
+
+
+def resolve_annotation(root: Path, annotation: str | Path) -> Path:
+    """The annotation file the user named: absolute, relative to ``root``, or relative
+    to the working directory (in that order)."""
+    given = Path(annotation).expanduser()
+    cands = [given] if given.is_absolute() else [root / given, given]
+    for c in cands:
+        if c.is_file():
+            return c
+    raise AnnotationError(
+        f"annotation file {str(annotation)!r} not found; looked for "
+        f"{[str(c) for c in cands]} [annotation-not-found]"
+    )

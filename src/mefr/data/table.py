@@ -1,17 +1,20 @@
 """The sample table: one row per micro-expression clip, the common currency of mefr.
 
-Every reader (CASME II, SAMM, SMIC, a pre-computed flow set, the synthetic generator)
+Every reader (one per raw database, a pre-computed flow set, the synthetic generator)
 returns a :class:`pandas.DataFrame` with the columns of :data:`COLUMNS`. Protocols,
 preprocessing and the runner only ever see this table.
 
 Columns
 -------
 dataset : str
-    One of :data:`DATASETS` (``casme2``, ``samm``, ``smic_hs``, ``smic_vis``, ``smic_nir``).
+    One of :data:`DATASETS`: ``casme2``, ``samm``, ``smic_hs``, ``smic_vis``, ``smic_nir``
+    (the seed paper's), ``casme3`` (CAS(ME)^3 part A), ``casme_sq`` (CAS(ME)^2),
+    ``mmew``, ``4dme``, ``smic_e_hs``, ``smic_e_vis``, ``smic_e_nir`` (SMIC-E).
 subject : str
-    The subject id as the database writes it (``sub01``, ``006``, ``s3``).
+    The subject id as the database writes it (``sub01``, ``006``, ``s3``, ``spNO.1``).
 clip : str
-    The clip id as the database writes it (``EP02_01f``, ``006_1_2``, ``s3_po_11``).
+    The clip id as the database writes it (``EP02_01f``, ``006_1_2``, ``s3_po_11``);
+    ``{filename}_{onset}`` where one video holds several clips (CAS(ME)^3, CAS(ME)^2).
 emotion : str
     The annotated emotion, lower-cased and stripped (``happiness``, ``negative``...).
 onset, apex, offset : Int64 (nullable)
@@ -42,7 +45,10 @@ import hashlib
 import numpy as np
 import pandas as pd
 
-DATASETS: tuple[str, ...] = ("casme2", "samm", "smic_hs", "smic_vis", "smic_nir")
+DATASETS: tuple[str, ...] = (
+    "casme2", "samm", "smic_hs", "smic_vis", "smic_nir",
+    "casme3", "casme_sq", "mmew", "4dme", "smic_e_hs", "smic_e_vis", "smic_e_nir",
+)
 
 COLUMNS: tuple[str, ...] = (
     "dataset",

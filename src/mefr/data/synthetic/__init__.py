@@ -24,8 +24,10 @@ each database (:data:`TRUTH_COLUMNS`); the readers ignore that file. The output 
 deterministic function of the arguments (:mod:`.generate`).
 """
 
+from mefr.data.synthetic.clips import ClipSpec, Layout
 from mefr.data.synthetic.faces import FACE_BOX, LANDMARKS, Face, camera_variant, make_face
 from mefr.data.synthetic.generate import (
+    ALL_SYNTHETIC_DATABASES,
     DEFAULT_EMOTIONS,
     SYNTHETIC_DATABASES,
     TRUTH_COLUMNS,
@@ -33,7 +35,7 @@ from mefr.data.synthetic.generate import (
     read_truth,
     write_synthetic_databases,
 )
-from mefr.data.synthetic.layouts import LAYOUTS, ClipSpec, Layout
+from mefr.data.synthetic.layouts import LAYOUTS
 from mefr.data.synthetic.motion import (
     ACTION_UNITS,
     CDE_CLASS,
@@ -46,6 +48,7 @@ from mefr.data.synthetic.motion import (
 
 __all__ = [
     "ACTION_UNITS",
+    "ALL_SYNTHETIC_DATABASES",
     "CDE_CLASS",
     "DEFAULT_EMOTIONS",
     "FACE_BOX",

@@ -18,12 +18,18 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from mefr.data.synthetic.clips import ClipSpec, Layout
 from mefr.data.synthetic.faces import Face, camera_variant, make_face
-from mefr.data.synthetic.layouts import LAYOUTS, ClipSpec, Layout
+from mefr.data.synthetic.layouts import LAYOUTS
 from mefr.data.synthetic.motion import CDE_CLASS, motion_field, pattern_for, render_clip
 
-#: Databases the generator writes (mefr dataset names).
-SYNTHETIC_DATABASES: tuple[str, ...] = tuple(LAYOUTS)
+#: Every database the generator writes (mefr dataset names, in the order of
+#: :data:`mefr.data.table.DATASETS`).
+ALL_SYNTHETIC_DATABASES: tuple[str, ...] = tuple(LAYOUTS)
+#: The seed paper's databases (CASME II, SAMM, SMIC's three cameras), what the code that
+#: reproduces the paper writes; :data:`ALL_SYNTHETIC_DATABASES` adds CAS(ME)^3, CAS(ME)^2,
+#: MMEW, 4DME and SMIC-E.
+SYNTHETIC_DATABASES: tuple[str, ...] = ("casme2", "samm", "smic_hs", "smic_vis", "smic_nir")
 
 #: Columns of ``synthetic_truth.csv``.
 TRUTH_COLUMNS: tuple[str, ...] = (
@@ -71,12 +77,13 @@ def plan_clips(
     lo, hi = frames
     if not 3 <= lo <= hi:
         raise ValueError(f"frames must be (min, max) with 3 <= min <= max, got {frames}")
-    specs = []
+    specs: list[ClipSpec] = []
     for s in range(subjects):
         subject = layout.subject_id(s)
         used: set[str] = set()
+        planned: list[ClipSpec] = []
         for k in range(clips_per_subject):
-            rng = np.random.default_rng(seed_for(seed, dataset, "plan", s, k))
+            rng = np.random.default_rng(seed_for(seed, layout.plan_as or dataset, "plan", s, k))
             emotion = cycle[(s * clips_per_subject + k) % len(cycle)]
             pattern = pattern_for(emotion, rng)
             clip = layout.clip_id(subject, k, emotion.strip().lower(), rng)
@@ -86,7 +93,7 @@ def plan_clips(
             n = int(rng.integers(lo, hi + 1))
             apex_index = int(round(rng.uniform(0.3, 0.6) * (n - 1)))
             onset = int(rng.integers(*layout.onset_range))
-            specs.append(
+            planned.append(
                 ClipSpec(
                     dataset=dataset,
                     subject=subject,
@@ -97,8 +104,10 @@ def plan_clips(
                     apex=onset + apex_index,
                     offset=onset + n - 1,
                     amplitude=float(rng.uniform(2.0, 3.5)),
+                    filename=layout.video(subject, k),
                 )
             )
+        specs += layout.arrange(planned)
     return specs
 
 
@@ -116,11 +125,17 @@ def _write_clip(db_root: Path, layout: Layout, spec: ClipSpec, face: Face, seed:
     field = motion_field(face, spec.pattern, spec.amplitude, rng)
     n = spec.offset - spec.onset + 1
     frames = render_clip(face, field, n, spec.apex - spec.onset, rng)
+    numbers = list(range(spec.onset, spec.offset + 1))
+    if spec.lead or spec.tail:  # neutral frames around the expression (a long video)
+        pad_rng = np.random.default_rng(seed_for(seed, spec.dataset, "pad", spec.subject, k))
+        pads = render_clip(face, np.zeros_like(field), spec.lead + spec.tail, 0, pad_rng)
+        frames = pads[: spec.lead] + frames + pads[spec.lead :]
+        numbers = list(range(spec.onset - spec.lead, spec.offset + spec.tail + 1))
     folder = layout.clip_dir(db_root, spec)
     folder.mkdir(parents=True, exist_ok=True)
-    for i, img in enumerate(frames):
+    for number, img in zip(numbers, frames, strict=True):
         out = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY) if layout.grey else img
-        path = folder / layout.frame_name(spec, spec.onset + i)
+        path = folder / layout.frame_name(spec, number)
         params = [cv2.IMWRITE_JPEG_QUALITY, 95] if path.suffix == ".jpg" else []
         if not cv2.imwrite(str(path), out, params):
             raise OSError(f"cannot write {path}")
@@ -154,9 +169,10 @@ def write_synthetic_databases(
 
     Parameters
     ----------
-    root : output folder; databases go to ``root/casme2``, ``root/samm`` and
-        ``root/smic`` (HS, VIS and NIR share ``root/smic/SMIC/{HS,VIS,NIR}``).
-    databases : any of :data:`SYNTHETIC_DATABASES`.
+    root : output folder; each database goes to its own folder (``root/casme2``,
+        ``root/samm``, ``root/casme3``...); the cameras of SMIC share ``root/smic``
+        (``SMIC/{HS,VIS,NIR}``) and those of SMIC-E ``root/smic_e``.
+    databases : any of :data:`ALL_SYNTHETIC_DATABASES`.
     subjects : subjects per database (SMIC VIS/NIR reuse the first ones of HS).
     clips_per_subject : clips per subject.
     frames : (min, max) frames per clip, inclusive.
@@ -170,14 +186,14 @@ def write_synthetic_databases(
 
     Returns ``{dataset: path}``, the path to pass to that dataset's reader
     (:func:`mefr.data.read_database`). Each path holds ``synthetic_truth.csv`` with the
-    true apex and pattern of its clips (:data:`TRUTH_COLUMNS`; SMIC's lists all three
-    cameras, told apart by ``dataset``).
+    true apex and pattern of its clips (:data:`TRUTH_COLUMNS`; SMIC's and SMIC-E's list
+    all three cameras, told apart by ``dataset``).
     """
     root = Path(root)
-    unknown = [d for d in databases if d not in SYNTHETIC_DATABASES]
+    unknown = [d for d in databases if d not in ALL_SYNTHETIC_DATABASES]
     if unknown:
         raise ValueError(
-            f"unknown synthetic database(s) {unknown}; choose from {SYNTHETIC_DATABASES}"
+            f"unknown synthetic database(s) {unknown}; choose from {ALL_SYNTHETIC_DATABASES}"
         )
     if subjects < 1 or clips_per_subject < 1:
         raise ValueError("subjects and clips_per_subject must be at least 1")
