@@ -187,7 +187,7 @@ def test_cpu_workers_end_when_their_run_is_killed():
         import multiprocessing as mp, os, time
         import numpy as np
         from concurrent.futures import ProcessPoolExecutor
-        from mefr.train.engine import _init_worker
+        from mefr.train.workers import _init_worker
         x, y = np.zeros((1, 2, 28, 28), np.float32), np.zeros(1, np.int64)
         pool = ProcessPoolExecutor(1, mp_context=mp.get_context("spawn"),
                                    initializer=_init_worker, initargs=(x, y, None, 1))
@@ -216,7 +216,7 @@ def test_balanced_class_weights_match_sklearn():
     scikit-learn's ``compute_class_weight("balanced")``; 0 for a class the fold lacks."""
     from sklearn.utils.class_weight import compute_class_weight
 
-    from mefr.train.engine import _class_weights
+    from mefr.train.batches import class_weights as _class_weights
 
     y = np.array([0, 0, 0, 1, 2, 2, 1, 0, 0, 2])
     fits = [np.arange(10), np.array([0, 1, 2, 4, 5])]  # the second fold has no class 1

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import copy
-from typing import NamedTuple
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -26,19 +29,62 @@ class ModelOutput(NamedTuple):
     refined: torch.Tensor | None
 
 
+def _plain(value: Any) -> Any:
+    """A recorded constructor argument in its canonical form: lists become tuples (a
+    header read back from JSON gives lists), so a rebuilt model's config equals the
+    original's."""
+    if isinstance(value, list | tuple):
+        return tuple(_plain(v) for v in value)
+    return value
+
+
+def _recording(init: Callable[..., None]) -> Callable[..., None]:
+    """Wrap a network's ``__init__`` so that the outermost call records its bound
+    arguments (defaults applied, ``self`` and ``num_models`` left out) in ``config``."""
+    signature = inspect.signature(init)
+
+    @functools.wraps(init)
+    def wrapper(self: GroupNet, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        if type(self).__init__ is not wrapper:  # a subclass's __init__ records instead
+            return
+        bound = signature.bind(self, *args, **kwargs)
+        bound.apply_defaults()
+        config: dict[str, Any] = {}
+        for name, value in list(bound.arguments.items())[1:]:
+            kind = signature.parameters[name].kind
+            if kind is inspect.Parameter.VAR_KEYWORD:
+                config.update({k: _plain(v) for k, v in value.items()})
+            elif kind is not inspect.Parameter.VAR_POSITIONAL and name != "num_models":
+                config[name] = _plain(value)
+        self.config = config
+
+    return wrapper
+
+
 class GroupNet(nn.Module):
     """Base class: ``num_models`` independent networks with model-major parameters.
 
     Subclasses implement :meth:`init_model` (initialise model g from a generator) and
-    :meth:`forward_group` (``(G, B, C, H, W)`` -> :class:`ModelOutput`), and pass their
-    constructor arguments to ``super().__init__`` so that :meth:`extract` can rebuild a
-    single model.
+    :meth:`forward_group` (``(G, B, C, H, W)`` -> :class:`ModelOutput`) and call
+    ``super().__init__(num_models)``. The arguments a subclass was constructed with are
+    recorded in :attr:`config` (every parameter of its ``__init__`` except
+    ``num_models``, defaults included), so that :meth:`extract` and the model file can
+    rebuild the same network: ``type(net)(num_models=1, **net.config)``.
     """
 
-    def __init__(self, num_models: int, **config: object) -> None:
+    #: The constructor arguments of this network (set when its ``__init__`` returns).
+    config: dict[str, Any]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "__init__" in cls.__dict__:
+            cls.__init__ = _recording(cls.__dict__["__init__"])  # type: ignore[method-assign]
+
+    def __init__(self, num_models: int) -> None:
         super().__init__()
         self.num_models = num_models
-        self.config = dict(config)
+        self.config = {}
         self._noise_seeds: torch.Tensor | None = None
         self._noise_counter = 0
 

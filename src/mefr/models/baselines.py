@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from mefr.models.base import GroupNet, ModelOutput
+from mefr.models.catalog import register
 from mefr.models.layers import (
     GroupBatchNorm2d,
     GroupConv2d,
@@ -31,6 +32,7 @@ from mefr.models.layers import (
 )
 
 
+@register("off_apexnet", display="OFF-ApexNet", description="OFF-ApexNet (Gan et al. 2019)")
 class OffApexNet(GroupNet):
     """OFF-ApexNet: a two-stream LeNet-like CNN on the apex optical flow."""
 
@@ -45,9 +47,7 @@ class OffApexNet(GroupNet):
         hidden: int = 1024,
         dropout: float = 0.5,
     ) -> None:
-        super().__init__(num_models, num_classes=num_classes, in_channels=in_channels,
-                         input_size=input_size, filters=tuple(filters),
-                         kernel_size=kernel_size, hidden=hidden, dropout=dropout)
+        super().__init__(num_models)
         groups = num_models * in_channels
         self.in_channels = in_channels
         self.dropout = dropout
@@ -76,6 +76,8 @@ class OffApexNet(GroupNet):
         return ModelOutput(self.head(h), None, shared, None)
 
 
+@register("ststnet", display="STSTNet", channels=("u", "v", "strain"),
+          description="STSTNet (Liong et al. 2019)")
 class STSTNet(GroupNet):
     """STSTNet: shallow triple-stream CNN on (u, v, optical strain)."""
 
@@ -88,8 +90,7 @@ class STSTNet(GroupNet):
         filters: tuple[int, int, int] = (3, 5, 8),
         dropout: float = 0.5,
     ) -> None:
-        super().__init__(num_models, num_classes=num_classes, in_channels=in_channels,
-                         input_size=input_size, filters=tuple(filters), dropout=dropout)
+        super().__init__(num_models)
         self.filters = tuple(filters)
         self.dropout = dropout
         self.convs = torch.nn.ModuleList(

@@ -20,45 +20,11 @@ import torch.nn.functional as F
 
 from mefr.models.backbone import TwoStreamInception
 from mefr.models.base import GroupNet, ModelOutput
+from mefr.models.catalog import register
 from mefr.models.layers import GroupLinear, group_dropout
 
 
-class BasicInception(GroupNet):
-    """Two-stream Inception + ``Dense(hidden) + ReLU + Dense(K)`` (Table 1(a))."""
-
-    def __init__(
-        self,
-        num_classes: int = 3,
-        num_models: int = 1,
-        in_channels: int = 2,
-        input_size: int = 28,
-        widths: tuple[int, int] = (6, 16),
-        hidden: int = 1024,
-        dropout: float = 0.0,
-        channels_last: bool = True,
-    ) -> None:
-        super().__init__(num_models, num_classes=num_classes, in_channels=in_channels,
-                         input_size=input_size, widths=tuple(widths), hidden=hidden,
-                         dropout=dropout, channels_last=channels_last)
-        self.num_classes = num_classes
-        self.dropout = dropout
-        self.backbone = TwoStreamInception(num_models, in_channels, tuple(widths), input_size,
-                                           channels_last)
-        self.fc = GroupLinear(num_models, self.backbone.out_features, hidden)
-        self.head = GroupLinear(num_models, hidden, num_classes)
-
-    def init_model(self, g: int, generator: torch.Generator) -> None:
-        self.backbone.init_model(g, generator)
-        self.fc.init_model(g, generator)
-        self.head.init_model(g, generator)
-
-    def forward_group(self, x: torch.Tensor, sample_weight: torch.Tensor | None) -> ModelOutput:
-        shared = self.backbone(x)
-        h = F.relu(self.fc(shared))
-        h = group_dropout(h, self.dropout, self._noise_seeds, self._noise_counter, self.training)
-        return ModelOutput(self.head(h), None, shared, None)
-
-
+@register("fr", display="FR", description="FR: softmax attention, sum fusion")
 class FeatureRefinement(GroupNet):
     """FR: expression-shared -> expression-specific -> expression-refined features.
 
@@ -101,11 +67,7 @@ class FeatureRefinement(GroupNet):
             raise ValueError(f"fusion must be 'sum' or 'concat', got {fusion!r}")
         if detector_units not in (1, 2):
             raise ValueError(f"detector_units must be 1 or 2, got {detector_units!r}")
-        super().__init__(num_models, num_classes=num_classes, in_channels=in_channels,
-                         input_size=input_size, widths=tuple(widths), shared_dim=shared_dim,
-                         detector_hidden=detector_hidden, detector_units=detector_units,
-                         classifier_hidden=classifier_hidden, dropout=dropout,
-                         attention=attention, fusion=fusion, channels_last=channels_last)
+        super().__init__(num_models)
         k, d = num_classes, shared_dim
         self.num_classes = k
         self.shared_dim = d
@@ -175,3 +137,51 @@ class FeatureRefinement(GroupNet):
         h = F.relu(self.cls_hidden(refined))
         h = group_dropout(h, self.dropout, self._noise_seeds, self._noise_counter, self.training)
         return ModelOutput(self.cls_out(h), det, z, refined)
+
+register("fr_branch_softmax", kwargs={"attention": "branch_softmax"},
+         display="FR (branch softmax)",
+         description="FR, Eq. (2)'s softmax taken across the K branches (a labelled variant)",
+         )(FeatureRefinement)
+register("fr_fc", kwargs={"attention": "fc"}, display="FR-fc",
+         description="FR-fc: dense sub-branches instead of attention")(FeatureRefinement)
+register("fr_concat", kwargs={"fusion": "concat"}, display="FR-concatenated",
+         description="FR-concatenated: K features concatenated")(FeatureRefinement)
+
+
+@register("basic_inception", display="Basic Inception", uses_dropout=False,
+          description="two-stream Inception + dense classifier")
+class BasicInception(GroupNet):
+    """Two-stream Inception + ``Dense(hidden) + ReLU + Dense(K)`` (Table 1(a))."""
+
+    def __init__(
+        self,
+        num_classes: int = 3,
+        num_models: int = 1,
+        in_channels: int = 2,
+        input_size: int = 28,
+        widths: tuple[int, int] = (6, 16),
+        hidden: int = 1024,
+        dropout: float = 0.0,
+        channels_last: bool = True,
+    ) -> None:
+        super().__init__(num_models)
+        self.num_classes = num_classes
+        self.dropout = dropout
+        self.backbone = TwoStreamInception(num_models, in_channels, tuple(widths), input_size,
+                                           channels_last)
+        self.fc = GroupLinear(num_models, self.backbone.out_features, hidden)
+        self.head = GroupLinear(num_models, hidden, num_classes)
+
+    def init_model(self, g: int, generator: torch.Generator) -> None:
+        self.backbone.init_model(g, generator)
+        self.fc.init_model(g, generator)
+        self.head.init_model(g, generator)
+
+    def forward_group(self, x: torch.Tensor, sample_weight: torch.Tensor | None) -> ModelOutput:
+        shared = self.backbone(x)
+        h = F.relu(self.fc(shared))
+        h = group_dropout(h, self.dropout, self._noise_seeds, self._noise_counter, self.training)
+        return ModelOutput(self.head(h), None, shared, None)
+
+register("dual_inception", display="Dual-Inception", apex_policy="middle", uses_dropout=False,
+         description="Basic Inception on onset->middle-frame flow")(BasicInception)

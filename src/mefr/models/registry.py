@@ -1,60 +1,43 @@
-"""Networks by name: ``create_model("fr", num_classes=3)``, and their parameter counts."""
+"""Networks by name: ``create_model("fr")``, their parameter counts and display names.
+
+The networks register themselves beside their classes (:func:`register`, in
+:mod:`mefr.models.fr` and :mod:`mefr.models.baselines`); importing this module imports
+them, so :data:`MODELS` is complete here. The hand-crafted baseline ``lbptop_svm`` (no
+network; :mod:`mefr.train.handcrafted`) is registered below.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
+import torch
+
 from mefr.models.base import GroupNet
-from mefr.models.baselines import OffApexNet, STSTNet
-from mefr.models.fr import BasicInception, FeatureRefinement
+from mefr.models.catalog import HANDCRAFTED, MODELS, ModelEntry, add_entry, register
+from mefr.models.fr import FeatureRefinement  # registers FR, its ablations, Basic Inception
 
+# isort: split
+import mefr.models.baselines  # noqa: F401, E402 - registers OFF-ApexNet and STSTNet (after FR)
 
-@dataclass(frozen=True)
-class ModelEntry:
-    """A registered network: its class, fixed constructor arguments and input needs.
+__all__ = [
+    "HANDCRAFTED",
+    "MODELS",
+    "ModelEntry",
+    "count_parameters",
+    "create_model",
+    "display_name",
+    "display_names",
+    "is_handcrafted",
+    "list_models",
+    "model_entry",
+    "model_specs",
+    "register",
+]
 
-    ``channels`` are the feature channels the network reads, in order; ``apex_policy``
-    is the apex choice its ablation stands for (Dual-Inception: the middle frame);
-    ``descriptor`` what preprocessing makes of a clip for it (see
-    :class:`mefr.preprocess.pipeline.PreprocessSettings`). A hand-crafted baseline has no
-    class (``cls=None``); ``kwargs`` are its settings.
-    """
-
-    cls: type[GroupNet] | None
-    kwargs: dict[str, Any] = field(default_factory=dict)
-    channels: tuple[str, ...] = ("u", "v")
-    apex_policy: str = "annotated"
-    description: str = ""
-    descriptor: str = "flow"
-
-
-MODELS: dict[str, ModelEntry] = {
-    "fr": ModelEntry(FeatureRefinement, {}, description="FR: softmax attention, sum fusion"),
-    "fr_branch_softmax": ModelEntry(
-        FeatureRefinement, {"attention": "branch_softmax"},
-        description="FR, Eq. (2)'s softmax taken across the K branches (a labelled variant)"),
-    "fr_fc": ModelEntry(FeatureRefinement, {"attention": "fc"},
-                        description="FR-fc: dense sub-branches instead of attention"),
-    "fr_concat": ModelEntry(FeatureRefinement, {"fusion": "concat"},
-                            description="FR-concatenated: K features concatenated"),
-    "basic_inception": ModelEntry(BasicInception, {},
-                                  description="two-stream Inception + dense classifier"),
-    "dual_inception": ModelEntry(BasicInception, {}, apex_policy="middle",
-                                 description="Basic Inception on onset->middle-frame flow"),
-    "off_apexnet": ModelEntry(OffApexNet, {}, description="OFF-ApexNet (Gan et al. 2019)"),
-    "ststnet": ModelEntry(STSTNet, {}, channels=("u", "v", "strain"),
-                          description="STSTNet (Liong et al. 2019)"),
-}
-
-
-#: Baselines without a network, trained with scikit-learn by
-#: :func:`mefr.train.handcrafted.train_handcrafted` (the engine hands them over).
-HANDCRAFTED: dict[str, ModelEntry] = {
-    "lbptop_svm": ModelEntry(None, {"C": 1.0}, channels=("lbptop",), descriptor="lbptop",
-                             description="LBP-TOP histograms + linear SVM (MEGC 2019 "
-                             "baseline)"),
-}
+add_entry(ModelEntry(None, {"C": 1.0}, channels=("lbptop",), descriptor="lbptop",
+                     description="LBP-TOP histograms + linear SVM (MEGC 2019 baseline)",
+                     display="LBP-TOP", uses_dropout=False, name="lbptop_svm"))
 
 
 def model_entry(name: str) -> ModelEntry:
@@ -71,21 +54,65 @@ def is_handcrafted(name: str) -> bool:
     return name in HANDCRAFTED
 
 
+def list_models(handcrafted: bool = True) -> list[str]:
+    """The registered names: the networks, then (``handcrafted``) the hand-crafted
+    baselines."""
+    return [*MODELS, *(HANDCRAFTED if handcrafted else ())]
+
+
+def display_name(name: str) -> str:
+    """The name tables and figures print for model ``name`` (``fr_fc`` -> ``FR-fc``)."""
+    entry = model_entry(name)
+    return entry.display or name
+
+
+def display_names() -> dict[str, str]:
+    """Registry name -> display name, for every network and hand-crafted baseline."""
+    return {name: display_name(name) for name in list_models()}
+
+
+def _seeds(seed: int | Sequence[int], num_models: int) -> list[int]:
+    if isinstance(seed, int):
+        return [seed + g for g in range(num_models)]
+    seeds = [int(s) for s in seed]
+    if len(seeds) != num_models:
+        raise ValueError(f"need {num_models} seeds, got {len(seeds)}")
+    return seeds
+
+
 def create_model(
-    name: str, num_classes: int, num_models: int = 1, **kwargs: Any
+    name: str,
+    num_classes: int = 3,
+    num_models: int = 1,
+    *,
+    seed: int | Sequence[int] = 0,
+    **kwargs: Any,
 ) -> GroupNet:
-    """Build ``num_models`` independent copies of network ``name`` for K classes.
+    """Build ``num_models`` independent, initialised copies of network ``name`` for K
+    classes.
 
     ``kwargs`` override the constructor arguments (sizes keep the paper's defaults).
-    Parameters are left uninitialised: call ``model.init_models(seeds)``.
+    Model g is initialised by ``init_models`` from ``seed + g`` (or from ``seed[g]`` when
+    ``seed`` is a sequence), so its outputs are finite and reproducible from the start.
+    Built under ``torch.device("meta")`` (shapes only, for counting parameters) nothing
+    is initialised.
+
+    >>> model = create_model("fr")
+    >>> out = model(torch.zeros(2, 2, 28, 28))
+    >>> tuple(out.logits.shape), bool(torch.isfinite(out.logits).all())
+    ((2, 3), True)
     """
     entry = model_entry(name)
     if entry.cls is None:
         raise ValueError(f"{name!r} is a hand-crafted baseline, not a network: it is trained "
                          "with scikit-learn (mefr.train.handcrafted) and has no weights")
+    seeds = _seeds(seed, num_models)
     args = {**entry.kwargs, **kwargs}
     args.setdefault("in_channels", len(entry.channels))
-    return entry.cls(num_classes=num_classes, num_models=num_models, **args)
+    model = entry.cls(num_classes=num_classes, num_models=num_models, **args)
+    if not any(p.is_meta for p in model.parameters()):
+        model.init_models(seeds)
+    return model
 
 
 def count_parameters(model: GroupNet) -> int:
@@ -100,8 +127,6 @@ def model_specs(classes: tuple[int, ...] = (3, 4, 5)) -> list[dict[str, Any]]:
     FR and its ablations are listed with one-unit (sigmoid) detectors, the default,
     and with two-unit detectors (the reading that matches Table 7's per-class step).
     """
-    import torch
-
     specs: list[dict[str, Any]] = []
     with torch.device("meta"):
         for name, entry in MODELS.items():

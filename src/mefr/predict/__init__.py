@@ -51,7 +51,8 @@ from mefr.predict.inputs import (
     prepare_input,
     read_video,
 )
-from mefr.predict.predictor import Prediction, Predictor, explanation_name, format_table
+from mefr.predict.predictor import Predictor
+from mefr.predict.results import Prediction, explanation_name, format_table
 from mefr.predict.training import (
     TrainingData,
     describe_data,

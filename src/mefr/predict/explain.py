@@ -10,17 +10,14 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from mefr.predict.inputs import PreparedClip
+from mefr.predict.results import Prediction
 from mefr.preprocess.face import ImageLike, as_grey, crop
 from mefr.preprocess.pipeline import PreprocessSettings
-
-if TYPE_CHECKING:
-    from mefr.predict.predictor import Prediction
 
 
 def face_crops(clip: PreparedClip, settings: PreprocessSettings) -> tuple[np.ndarray, np.ndarray]:

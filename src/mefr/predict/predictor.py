@@ -2,15 +2,14 @@
 
 :class:`Predictor` is built from a model file (:mod:`mefr.modelfile`) or by
 :func:`mefr.predict.training.train_model`; :meth:`Predictor.predict` gives one
-:class:`Prediction` per input, a failed input carrying its error.
+:class:`~mefr.predict.results.Prediction` per input, a failed input carrying its error.
 """
 
 from __future__ import annotations
 
 import os
-import re
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,65 +27,10 @@ from mefr.models.base import GroupNet
 from mefr.models.registry import create_model
 from mefr.predict.explain import write_explanation
 from mefr.predict.inputs import PredictInput, PreparedClip, describe_input, prepare_input
-from mefr.preprocess.face import PreprocessError
+from mefr.predict.results import Prediction, explanation_name, failure
 from mefr.preprocess.pipeline import PreprocessSettings
 
 
-@dataclass(frozen=True)
-class Prediction:
-    """The answer for one input.
-
-    ``predicted`` the class name; ``probabilities`` softmax of the class logits (Eq. (7)),
-    by class; ``detector_scores`` sigmoid of the K detectors' logits (Eq. (4)), by class,
-    ``None`` for networks without detectors; ``apex_index`` position of the apex frame
-    (0 = onset) and ``apex_frame`` its name; ``face_box`` ``(x, y, w, h)`` on the onset
-    frame; ``explanation`` the PNG written, if any; ``error`` why the input could not be
-    predicted (then the other fields are ``None``).
-    """
-
-    input: str
-    kind: str
-    predicted: str | None = None
-    probabilities: dict[str, float] | None = None
-    detector_scores: dict[str, float] | None = None
-    apex_index: int | None = None
-    apex_frame: str | None = None
-    num_frames: int | None = None
-    face_box: tuple[int, int, int, int] | None = None
-    notes: tuple[str, ...] = ()
-    explanation: str | None = None
-    error: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-safe dict of all fields."""
-        return {
-            "input": self.input,
-            "kind": self.kind,
-            "predicted": self.predicted,
-            "probabilities": self.probabilities,
-            "detector_scores": self.detector_scores,
-            "apex_index": self.apex_index,
-            "apex_frame": self.apex_frame,
-            "num_frames": self.num_frames,
-            "face_box": list(self.face_box) if self.face_box is not None else None,
-            "notes": list(self.notes),
-            "explanation": self.explanation,
-            "error": self.error,
-        }
-
-
-def _failure(name: str, kind: str, e: BaseException) -> Prediction:
-    reason = str(e) if isinstance(e, PreprocessError) else f"{type(e).__name__}: {e}"
-    if name not in reason:
-        reason = f"{name}: {reason}"
-    return Prediction(input=name, kind=kind, error=reason)
-
-
-# =========================================================================== predictor
 def _settings_of(header: Mapping[str, Any], source: str) -> PreprocessSettings:
     try:
         return PreprocessSettings.from_dict(header["preprocess"]["settings"])
@@ -240,7 +184,7 @@ class Predictor:
             try:
                 prepared.append((i, self.prepare(item, name)))
             except Exception as e:  # noqa: BLE001 - one bad input must not lose the others
-                results[i] = _failure(name, kind, e)
+                results[i] = failure(name, kind, e)
         if prepared:
             x = self.network_input(np.stack([c.x for _, c in prepared]))
             probs, dets = self.forward(x, batch_size)
@@ -281,38 +225,3 @@ class Predictor:
             note = f"explanation not written: {type(e).__name__}: {e}"
             return replace(pred, notes=(*pred.notes, note))
         return replace(pred, explanation=str(path))
-
-
-def explanation_name(i: int, name: str) -> str:
-    """``"003_EP02_01f.png"``: the input's position and a file-safe form of its last name part."""
-    first = name.split(" + ")[0]
-    stem = Path(first.rstrip("/\\")).stem or "input"
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._") or "input"
-    return f"{i:03d}_{safe[:60]}.png"
-
-
-
-
-def format_table(predictions: Sequence[Prediction], class_names: Sequence[str]) -> str:
-    """A plain-text table of predictions: input, predicted class, probabilities, detector
-    scores, apex; failed inputs show their error."""
-    width = max([5, *(len(_short(p.input)) for p in predictions)])
-    cols = " ".join(f"{'p_' + c[:8]:>10}" for c in class_names)
-    dets = " ".join(f"{'d_' + c[:8]:>10}" for c in class_names)
-    lines = [f"{'input':<{width}} {'predicted':<11} {cols} {dets} apex"]
-    for p in predictions:
-        if not p.ok:
-            lines.append(f"{_short(p.input):<{width}} error: {p.error}")
-            continue
-        probs = " ".join(f"{p.probabilities[c]:>10.3f}" for c in class_names)  # type: ignore[index]
-        ds = " ".join(
-            f"{p.detector_scores[c]:>10.3f}" if p.detector_scores else f"{'-':>10}"
-            for c in class_names
-        )
-        lines.append(f"{_short(p.input):<{width}} {p.predicted:<11} {probs} {ds} "
-                     f"{Path(str(p.apex_frame)).name}")
-    return "\n".join(lines)
-
-
-def _short(text: str, n: int = 60) -> str:
-    return text if len(text) <= n else "..." + text[-(n - 3):]

@@ -29,7 +29,7 @@ from sklearn.svm import SVC
 
 from mefr.models.registry import model_entry
 from mefr.train.config import TrainConfig
-from mefr.train.engine import GroupResult, Job, OnResult, job_seed
+from mefr.train.jobs import GroupResult, Job, OnResult, job_seed
 
 #: Folds of the probability calibration (fewer when the rarest class has fewer clips).
 CALIBRATION_FOLDS = 5
@@ -73,7 +73,7 @@ def train_handcrafted(
     groups: np.ndarray | None = None,
     device: str = "auto",
     on_result: OnResult | None = None,
-    progress: bool = True,
+    progress: bool = False,
     return_models: bool = False,
     **_engine_options: Any,
 ) -> GroupResult:
