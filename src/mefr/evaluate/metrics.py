@@ -117,9 +117,36 @@ def metric_from_confusions(cms: np.ndarray, metric: str) -> np.ndarray:
     return np.where(n > 0, mean, np.nan)  # an empty matrix has no defined class
 
 
-def accuracy(y_true: Sequence[int], y_pred: Sequence[int], num_classes: int) -> float:
-    """Eq. (9): pooled true positives over all predictions (the share of correct ones)."""
-    cm = confusion_matrix(y_true, y_pred, num_classes)
+def _with_classes(y_true: Sequence[Any], y_pred: Sequence[Any], num_classes: int | None
+                  ) -> tuple[np.ndarray, np.ndarray, int]:
+    """``(y_true, y_pred, K)`` as class indices. Without ``num_classes`` the classes are
+    the sorted distinct labels of ``y_true`` and ``y_pred`` together (any labels, e.g.
+    strings), as scikit-learn's ``unique_labels`` takes them for ``f1_score``."""
+    if num_classes is not None:
+        t, p = check_labels(y_true, y_pred, num_classes)
+        return t, p, int(num_classes)
+    t, p = np.asarray(y_true), np.asarray(y_pred)
+    for name, a in (("y_true", t), ("y_pred", p)):
+        if a.ndim != 1:
+            raise MetricInputError(f"{name} must be one-dimensional, got shape {a.shape}")
+    if t.size != p.size:
+        raise MetricInputError(f"y_true has {t.size} entries but y_pred has {p.size}")
+    if t.size == 0:
+        raise MetricInputError("no predictions to score (empty y_true / y_pred)")
+    try:
+        labels = np.unique(np.concatenate([t, p]))
+    except TypeError as e:
+        raise MetricInputError(f"labels of mixed types cannot be ordered ({e})") from None
+    return np.searchsorted(labels, t), np.searchsorted(labels, p), len(labels)
+
+
+def accuracy(y_true: Sequence[int], y_pred: Sequence[int], num_classes: int | None = None
+             ) -> float:
+    """Eq. (9): pooled true positives over all predictions (the share of correct ones).
+
+    ``num_classes`` None: the classes are inferred from the labels (see :func:`uf1`).
+    """
+    cm = confusion_matrix(*_with_classes(y_true, y_pred, num_classes))
     return float(np.trace(cm) / cm.sum())
 
 
@@ -133,14 +160,27 @@ def per_class_recall(y_true: Sequence[int], y_pred: Sequence[int], num_classes: 
     return _recall_from_confusion(confusion_matrix(y_true, y_pred, num_classes))
 
 
-def uf1(y_true: Sequence[int], y_pred: Sequence[int], num_classes: int) -> float:
-    """Eq. (10): unweighted F1, the mean of ``F1_k`` over classes with a defined F1."""
-    return float(np.nanmean(per_class_f1(y_true, y_pred, num_classes)))
+def uf1(y_true: Sequence[int], y_pred: Sequence[int], num_classes: int | None = None
+        ) -> float:
+    """Eq. (10): unweighted F1, the mean of ``F1_k`` over classes with a defined F1.
+
+    With ``num_classes`` the labels are class indices ``0..num_classes-1``; without it
+    the classes are the distinct labels of ``y_true`` and ``y_pred`` (any labels), as
+    scikit-learn's ``f1_score(y_true, y_pred, average="macro")`` infers them:
+
+    >>> uf1([0, 0, 1, 2], [0, 1, 1, 2])
+    0.7777777777777777
+    """
+    return float(np.nanmean(per_class_f1(*_with_classes(y_true, y_pred, num_classes))))
 
 
-def uar(y_true: Sequence[int], y_pred: Sequence[int], num_classes: int) -> float:
-    """Eq. (11): unweighted average recall over the classes present in ``y_true``."""
-    return float(np.nanmean(per_class_recall(y_true, y_pred, num_classes)))
+def uar(y_true: Sequence[int], y_pred: Sequence[int], num_classes: int | None = None
+        ) -> float:
+    """Eq. (11): unweighted average recall over the classes present in ``y_true``.
+
+    ``num_classes`` None: the classes are inferred from the labels (see :func:`uf1`).
+    """
+    return float(np.nanmean(per_class_recall(*_with_classes(y_true, y_pred, num_classes))))
 
 
 @dataclass(frozen=True)
