@@ -47,6 +47,12 @@ run() {  # run NAME COMMITTED_RUN_DIR MIN_SECONDS_LEFT ARGS...
   log "end $name"
   tar -C "$OUT/runs" -czf "$OUT/$name.tgz" "$name"
 }
+# issue 33 first: the honest recipe with learning curves (FR and Basic Inception paired),
+# then the committed recipe again with curves, for `mefr audit`
+run cde_fr_paper_adam results/cde/fr_paper_adam 60 --protocol cde --model fr --preset paper_adam
+run cde_basic_inception_paper_adam results/cde/basic_inception_paper_adam 60 --protocol cde --model basic_inception --preset paper_adam
+run cde_fr_curves results/cde/fr_curves 40 --protocol cde --model fr --preset cde
+run cde_basic_inception_curves results/cde/basic_inception_curves 40 --protocol cde --model basic_inception --preset cde
 run cde_fr results/cde/fr 30 --protocol cde --model fr --preset cde
 run cde_basic_inception results/cde/basic_inception 30 --protocol cde --model basic_inception --preset cde
 run cde_fr_fc results/cde/fr_fc 30 --protocol cde --model fr_fc --preset cde
