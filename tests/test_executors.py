@@ -27,7 +27,8 @@ from mefr.evaluate.executors import (
     make_executor,
     task_device,
 )
-from mefr.evaluate.runner import register_feature_loader, run_protocol
+from mefr.evaluate.runner import run_protocol
+from mefr.preprocess.sources import register_feature_loader
 from mefr.train.config import TrainConfig
 from mefr.train.engine import Job, train_group
 

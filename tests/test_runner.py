@@ -13,15 +13,13 @@ import yaml
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
 from sklearn.model_selection import LeaveOneGroupOut
 
+from mefr._env import code_revision
 from mefr.data.flowset import FlowSet
 from mefr.data.table import group_key, make_table
-from mefr.evaluate.runner import (
-    RunDirError,
-    code_revision,
-    load_features,
-    parse_seeds,
-    run_protocol,
-)
+from mefr.evaluate.protocols import parse_seeds
+from mefr.evaluate.rundir import RunDirError
+from mefr.evaluate.runner import run_protocol
+from mefr.preprocess.sources import load_features
 from mefr.train.config import TrainConfig
 
 CLASSES = ("negative", "positive", "surprise")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -116,6 +117,40 @@ def test_truncated_array_is_a_miss(tmp_path):
     npy, _ = s.paths("aa" * 32)
     npy.write_bytes(npy.read_bytes()[:-10])
     assert s.load("aa" * 32) is None
+
+
+@pytest.mark.parametrize("text", ["null", "[1, 2]", '"key"'])
+def test_metadata_that_is_not_an_object_is_a_miss(tmp_path, text):
+    s = FeatureStore(tmp_path)
+    s.save("ba" * 32, np.zeros((2, 3, 3), np.float32), {})
+    _, meta = s.paths("ba" * 32)
+    meta.write_text(text)
+    assert s.load("ba" * 32) is None and ("ba" * 32) not in s
+    s.save("ba" * 32, np.ones((2, 3, 3), np.float32), {})  # recomputed, stored again
+    assert s.load("ba" * 32)[0].sum() == 18
+
+
+def test_entries_get_the_permissions_of_the_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        FeatureStore(tmp_path).save("ca" * 32, np.zeros((1, 2, 2), np.float32), {})
+    finally:
+        os.umask(old)
+    modes = {p.suffix: p.stat().st_mode & 0o777 for p in tmp_path.rglob("*") if p.is_file()}
+    assert modes == {".npy": 0o644, ".json": 0o644}
+
+
+def test_a_write_error_names_the_file(tmp_path, monkeypatch):
+    def full(src, dst):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", full)
+    s = FeatureStore(tmp_path)
+    with pytest.raises(OSError) as e:
+        s.save("da" * 32, np.zeros((1, 2, 2), np.float32), {})
+    npy, _ = s.paths("da" * 32)
+    assert str(e.value) == f"{npy}: cannot write (No space left on device)"
+    assert e.value.errno == errno.ENOSPC
 
 
 def count_clips(monkeypatch) -> list[str]:

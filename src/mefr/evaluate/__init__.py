@@ -4,8 +4,12 @@
   :func:`protocol_folds`.
 * :mod:`mefr.evaluate.metrics` - Acc, UF1, UAR, per-class F1 / recall, confusion matrices
   on pooled predictions.
-* :mod:`mefr.evaluate.runner` - :func:`run_protocol`, the resumable run directory behind
-  ``mefr evaluate``.
+* :mod:`mefr.evaluate.runner` - :func:`run_protocol` behind ``mefr evaluate``: a protocol
+  over seeds into a resumable run directory.
+* :mod:`mefr.evaluate.rundir` - :class:`RunDir`, the only reader and writer of run
+  directories.
+* :mod:`mefr.evaluate.summary` - metrics.json, the Markdown table, the MEGC log and the
+  warnings of a run; :func:`scores_frame` (per-seed scores as a DataFrame).
 * :mod:`mefr.evaluate.compare` - A minus B of two run directories on the same clips, with
   a paired bootstrap over subjects (``mefr compare``).
 """
@@ -31,7 +35,19 @@ from mefr.evaluate.protocols import (
     Fold,
     protocol_folds,
 )
-from mefr.evaluate.runner import RunDirError, RunResult, load_features, run_protocol
+from mefr.evaluate.rundir import RunDir, RunDirError
+from mefr.evaluate.runner import RunInterrupted, RunResult, run_protocol
+from mefr.evaluate.summary import RunWarning, scores_frame
+
+
+def __getattr__(name: str) -> object:
+    """Shim: ``load_features`` moved to :mod:`mefr.preprocess.sources`."""
+    if name == "load_features":
+        from mefr.preprocess.sources import load_features
+
+        return load_features
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "CDMER_EXPERIMENTS",
@@ -41,8 +57,11 @@ __all__ = [
     "CdmerExperiment",
     "CrossDatabase",
     "Fold",
+    "RunDir",
     "RunDirError",
+    "RunInterrupted",
     "RunResult",
+    "RunWarning",
     "Scores",
     "accuracy",
     "confusion_matrix",
@@ -52,6 +71,7 @@ __all__ = [
     "protocol_folds",
     "run_protocol",
     "scores_by_dataset",
+    "scores_frame",
     "score",
     "uar",
     "uf1",

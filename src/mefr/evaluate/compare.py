@@ -30,7 +30,8 @@ import numpy as np
 import pandas as pd
 
 from mefr.evaluate.metrics import COMPOSITE, metric_from_confusions
-from mefr.evaluate.runner import DATASET_ORDER
+from mefr.evaluate.rundir import RunDir
+from mefr.evaluate.summary import DATASET_ORDER
 
 #: Columns that identify a test clip in ``predictions.csv``.
 CLIP_COLUMNS: tuple[str, ...] = ("dataset", "subject", "clip")
@@ -148,13 +149,11 @@ def paired_bootstrap(
 
 
 def _read(run_dir: Path) -> pd.DataFrame:
-    path = run_dir / "predictions.csv"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no predictions.csv (has the run finished a seed?)")
-    df = pd.read_csv(path, dtype={"dataset": str, "subject": str, "clip": str})
+    run = RunDir(run_dir)
+    df = run.predictions()
     missing = {"seed", "label", "pred", *CLIP_COLUMNS} - set(df.columns)
     if missing:
-        raise ValueError(f"{path}: columns {sorted(missing)} missing")
+        raise ValueError(f"{run.predictions_path}: columns {sorted(missing)} missing")
     return df
 
 

@@ -15,20 +15,25 @@ Protocols of the paper (Section 4.2):
 * **CrossDatabase** (CDMER, Table 10): train on all of a source database, test on all
   of a target database; :data:`CDMER_EXPERIMENTS` lists the paper's 12 experiments.
 
-:func:`protocol_folds` turns a protocol name into named :class:`Fold` objects.
+:func:`protocol_folds` turns a protocol name into named :class:`Fold` objects,
+:func:`parse_seeds` a seed list into seeds, and :func:`build_jobs` folds x seeds into
+the training engine's jobs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import LeaveOneGroupOut
 
 from mefr.data.table import DATASETS, group_key
+
+if TYPE_CHECKING:
+    from mefr.train.engine import Job
 
 #: The databases of the MEGC 2019 composite (CDE protocol, Table 9).
 CDE_DATASETS: tuple[str, ...] = ("smic_hs", "casme2", "samm")
@@ -261,3 +266,45 @@ def protocol_folds(table: pd.DataFrame, protocol: str) -> list[Fold]:
         train, test = next(exp.splitter().split(table))
         return [Fold(exp.fold_name, train, test)]
     raise ProtocolError(f"unknown protocol {protocol!r}; known: {list(PROTOCOLS)}")
+
+
+def parse_seeds(text: str | int | Iterable[int]) -> tuple[int, ...]:
+    """``"0-9"`` / ``"0,3,5-7"`` / ``3`` / ``[0, 1]`` -> sorted unique seeds."""
+    if isinstance(text, int | np.integer):
+        seeds = [int(text)]
+    elif isinstance(text, str):
+        seeds = []
+        for part in text.split(","):
+            part = part.strip()
+            lo, dash, hi = part.partition("-")
+            try:
+                if dash and lo:
+                    a, b = int(lo), int(hi)
+                    if b < a:
+                        raise ValueError
+                    seeds.extend(range(a, b + 1))
+                else:
+                    seeds.append(int(part))
+            except ValueError:
+                raise ValueError(f"seeds {text!r}: {part!r} is not N or N-M (N <= M)") from None
+    else:
+        seeds = [int(s) for s in text]
+    if not seeds or min(seeds) < 0:
+        raise ValueError(f"seeds {text!r}: need at least one non-negative seed")
+    return tuple(sorted(set(seeds)))
+
+
+def job_key(seed: int, fold: str) -> str:
+    """The engine job key of a (seed, fold): ``"seed3/casme2/sub01"``."""
+    return f"seed{seed}/{fold}"
+
+
+def build_jobs(folds: Sequence[Fold], seeds: Sequence[int]) -> list[Job]:
+    """One engine :class:`~mefr.train.engine.Job` per (seed, fold), seeds outermost."""
+    from mefr.train.engine import Job
+
+    return [
+        Job(key=job_key(s, f.name), seed=int(s), train_idx=f.train_idx, test_idx=f.test_idx)
+        for s in seeds
+        for f in folds
+    ]

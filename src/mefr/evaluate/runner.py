@@ -1,93 +1,101 @@
 """Run a protocol over seeds into a resumable run directory (``mefr evaluate``).
 
-:func:`run_protocol` trains one model per (seed, fold) through the training engine and
-keeps everything on disk::
-
-    run_dir/
-      config.yaml            resolved TrainConfig, protocol, seeds, data, environment
-      folds/seed<k>/<fold>.csv   the test predictions of one finished fold (written
-                             atomically the moment the engine reports it)
-      folds/seed<k>/<fold>.json  what the engine reported about that job (if anything),
-                             with the mefr version and git commit that trained it
-      folds/seed<k>/<fold>.curves.npz  its learning curves: test (and inner-validation)
-                             probabilities after every epoch (float16) and the training
-                             loss per epoch (:func:`read_curves`; ``mefr audit`` reads them)
-      predictions.csv        seed, dataset, subject, clip, label, pred, p_<class>...
-      metrics.json           composite and per-database Acc / UF1 / UAR (Eqs. 9-13)
-                             per seed, then mean and std over seeds
-      table.md               Markdown table laid out like the paper's Table 2
-      megc_log/seed<k>.txt   the MEGC 2019 log format
+:func:`run_protocol` trains one model per (seed, fold) through the training engine (or
+any ``train_fn`` of its signature, e.g. an executor of :mod:`mefr.evaluate.executors`)
+and keeps everything in a run directory (:mod:`mefr.evaluate.rundir` holds its layout
+and is the only module that reads or writes it): ``config.yaml``, one fold file per
+finished (seed, fold) - written atomically the moment the engine reports it, with the
+engine's info and learning curves beside it - then ``predictions.csv``,
+``metrics.json`` (:mod:`mefr.evaluate.summary`), ``table.md`` and the MEGC logs.
 
 A rerun skips the folds whose file exists (resume after an interruption), trains only
 the new seeds when more are asked for, refuses a run directory made with a different
-configuration, and does nothing once the run is complete. A resumed run equals an
-uninterrupted one as far as the engine's results do not depend on which jobs train
-together (byte-identical on CPU; on a GPU the resumed jobs train in other groups, hence
-other kernels, and may differ slightly).
+configuration or in use by another run (its lock names the holder), and does nothing
+once the run is complete. A resumed run equals an uninterrupted one as far as the
+engine's results do not depend on which jobs train together (byte-identical on CPU; on
+a GPU the resumed jobs train in other groups, hence other kernels, and may differ
+slightly). Ctrl-C raises :class:`RunInterrupted`, which says what was kept and how to
+resume; an I/O error names its file and what was kept.
 
 The model evaluated in a fold is the last-epoch one, or the one whose epoch was chosen
 on an inner validation split of the *training* subjects: nothing ever looks at the test
-fold.
+fold. The runner prints nothing: it logs to ``logging.getLogger("mefr.evaluate.runner")``
+and :meth:`RunResult.summary` holds the text a caller shows.
 """
 
 from __future__ import annotations
 
-import functools
-import json
-import os
-import platform
-import subprocess
-import sys
-import tempfile
+import importlib
+import logging
 import warnings
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from importlib import metadata
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import pandas as pd
-import yaml
 from tqdm.auto import tqdm
 
-from mefr.data.flowset import load_flowset, select_channels
+from mefr._env import environment
+from mefr._io import PathError, to_plain
+from mefr.data.flowset import select_channels
 from mefr.data.table import features_fingerprint, group_key, sample_key
 from mefr.evaluate.executors import accepts_keyword
-from mefr.evaluate.metrics import COMPOSITE, Scores, scores_by_dataset
-from mefr.evaluate.protocols import Fold, protocol_folds
-from mefr.models.registry import is_handcrafted
-from mefr.train.config import TrainConfig, default_settings
+from mefr.evaluate.protocols import Fold, build_jobs, job_key, parse_seeds, protocol_folds
+from mefr.evaluate.rundir import RunDir, RunDirError
+from mefr.evaluate.summary import (
+    RunWarning,
+    compute_metrics,
+    markdown_table,
+    megc_log,
+    run_warnings,
+    scores_frame,
+)
+from mefr.train.config import TrainConfig
 
 if TYPE_CHECKING:
     from mefr.train.engine import Job
 
-#: Column order of databases in metrics.json and table.md (the paper's Table 2 order).
-DATASET_ORDER: tuple[str, ...] = ("smic_hs", "casme2", "samm", "smic_vis", "smic_nir")
-#: Display names used in table.md.
-DISPLAY_NAMES: dict[str, str] = {
-    COMPOSITE: "Composite",
-    "smic_hs": "SMIC-HS",
-    "casme2": "CASME II",
-    "samm": "SAMM",
-    "smic_vis": "SMIC-VIS",
-    "smic_nir": "SMIC-NIR",
+logger = logging.getLogger(__name__)
+#: Shim: the runner also prints :meth:`RunResult.summary` until ``mefr evaluate`` and
+#: ``mefr demo`` print it themselves; then set False and delete it.
+PRINT_SUMMARY = True
+#: Shims: names that moved, importable from here until report/, cli.py and the tests
+#: import them from their new homes (then delete this table and ``__getattr__``).
+_MOVED: dict[str, str] = {
+    **dict.fromkeys(("COMPARED_KEYS", "OUTPUTS", "config_differences", "curves_path",
+                     "fold_path", "read_curves", "write_curves"), "mefr.evaluate.rundir"),
+    **dict.fromkeys(("DATASET_ORDER", "DISPLAY_NAMES", "METRIC_NAMES", "POOLING",
+                     "STD_DEFINITION", "selection_note"), "mefr.evaluate.summary"),
+    **dict.fromkeys(("FEATURE_LOADERS", "load_features", "register_feature_loader"),
+                    "mefr.preprocess.sources"),
+    "code_revision": "mefr._env",
 }
-#: Display names of the metrics in table.md.
-METRIC_NAMES: dict[str, str] = {"acc": "Acc", "uf1": "UF1", "uar": "UAR"}
-#: The parts of config.yaml that must match to resume a run. Seeds are not among them: asking an
-#: existing run for more seeds trains only the new (seed, fold) jobs.
-COMPARED_KEYS: tuple[str, ...] = ("protocol", "train", "data")
-STD_DEFINITION = "sample standard deviation over seeds (ddof=1); null with a single seed"
-POOLING = (
-    "Acc, UF1 and UAR (Eqs. 9-13) are computed once on the test predictions of all folds "
-    "pooled, not averaged over folds; per-database scores are the same pooled predictions "
-    "restricted to that database"
-)
 
 
-class RunDirError(RuntimeError):
-    """A run directory cannot be (re)used as asked."""
+def __getattr__(name: str) -> Any:
+    if name in _MOVED:
+        return getattr(importlib.import_module(_MOVED[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) stopped :func:`run_protocol`; the message says what is kept.
+
+    Attributes: ``run_dir``, ``kept`` (finished folds on disk), ``total`` (folds of the
+    run), ``trained`` (folds this call trained before it stopped).
+    """
+
+    def __init__(self, run_dir: Path, kept: int, total: int, trained: int) -> None:
+        self.run_dir, self.kept, self.total, self.trained = run_dir, kept, total, trained
+        super().__init__(
+            f"interrupted: {kept} of {total} folds are finished and kept in {run_dir} "
+            f"({trained} trained by this run); run the same command again to resume "
+            "(finished folds are not trained again)")
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 class FeatureSetLike(Protocol):
@@ -102,65 +110,7 @@ class FeatureSetLike(Protocol):
 TrainFn = Callable[..., Any]
 
 
-# ----------------------------------------------------------------------------- loaders
-FeatureLoader = Callable[[str], FeatureSetLike]
-FEATURE_LOADERS: dict[str, FeatureLoader] = {}
-
-
-def register_feature_loader(scheme: str, loader: FeatureLoader) -> None:
-    """Make ``load_features("<scheme>:PATH")`` call ``loader(PATH)``."""
-    FEATURE_LOADERS[scheme] = loader
-
-
-def _load_flowset(path: str) -> FeatureSetLike:
-    return load_flowset(path)
-
-
-register_feature_loader("flowset", _load_flowset)
-
-
-def load_features(spec: str) -> FeatureSetLike:
-    """Load a feature set from ``"<scheme>:PATH"`` (e.g. ``flowset:/data/megc2019-cde-flow``)."""
-    scheme, sep, path = spec.partition(":")
-    if not sep or not path:
-        raise ValueError(
-            f"features {spec!r}: expected SCHEME:PATH, schemes {sorted(FEATURE_LOADERS)}"
-        )
-    if scheme not in FEATURE_LOADERS:
-        raise ValueError(
-            f"features {spec!r}: no loader for {scheme!r}; known: {sorted(FEATURE_LOADERS)} "
-            "(add one with mefr.evaluate.runner.register_feature_loader)"
-        )
-    return FEATURE_LOADERS[scheme](path)
-
-
 # ----------------------------------------------------------------------------- inputs
-def parse_seeds(text: str | int | Iterable[int]) -> tuple[int, ...]:
-    """``"0-9"`` / ``"0,3,5-7"`` / ``3`` / ``[0, 1]`` -> sorted unique seeds."""
-    if isinstance(text, int | np.integer):
-        seeds = [int(text)]
-    elif isinstance(text, str):
-        seeds = []
-        for part in text.split(","):
-            part = part.strip()
-            lo, dash, hi = part.partition("-")
-            try:
-                if dash and lo:
-                    a, b = int(lo), int(hi)
-                    if b < a:
-                        raise ValueError
-                    seeds.extend(range(a, b + 1))
-                else:
-                    seeds.append(int(part))
-            except ValueError:
-                raise ValueError(f"seeds {text!r}: {part!r} is not N or N-M (N <= M)") from None
-    else:
-        seeds = [int(s) for s in text]
-    if not seeds or min(seeds) < 0:
-        raise ValueError(f"seeds {text!r}: need at least one non-negative seed")
-    return tuple(sorted(set(seeds)))
-
-
 def _labels(features: FeatureSetLike) -> np.ndarray:
     table, k = features.table, len(features.class_names)
     if "label" not in table.columns:
@@ -185,141 +135,6 @@ def _inputs(features: FeatureSetLike, channels: Sequence[str]) -> np.ndarray:
     return select_channels(x, features.channels, channels)
 
 
-# ----------------------------------------------------------------------------- files
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def job_key(seed: int, fold: str) -> str:
-    """The engine job key of a (seed, fold): ``"seed3/casme2/sub01"``."""
-    return f"seed{seed}/{fold}"
-
-
-def fold_path(run_dir: str | Path, seed: int, fold: str) -> Path:
-    """``run_dir/folds/seed<k>/<fold>.csv`` (a LOSO fold name ``casme2/sub01`` nests)."""
-    parts = fold.split("/")
-    if any(p in ("", ".", "..") or "\\" in p or "\0" in p for p in parts):
-        raise RunDirError(f"fold name {fold!r} cannot be used as a file name")
-    return Path(run_dir, "folds", f"seed{seed}", *parts[:-1], f"{parts[-1]}.csv")
-
-
-def curves_path(fold_csv: Path) -> Path:
-    """The learning-curves file beside a fold file: ``<fold>.curves.npz``."""
-    return fold_csv.with_name(fold_csv.stem + ".curves.npz")
-
-
-def write_curves(path: Path, curves: dict[str, np.ndarray]) -> None:
-    """Write a job's learning curves (:data:`mefr.train.engine.CURVE_ARRAYS`) atomically,
-    compressed; probabilities stay float16."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, **{k: np.asarray(v) for k, v in curves.items()})
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def read_curves(path: str | Path) -> dict[str, np.ndarray]:
-    """A fold's learning curves: ``test`` ``(E, T, K)``, ``inner_val`` ``(E, V, K)``,
-    ``inner_val_index`` ``(V,)``, ``train_loss`` ``(E,)``."""
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except (OSError, ValueError, EOFError) as e:
-        raise RunDirError(f"{path}: unreadable learning curves ({e}); delete the fold's "
-                          "files to retrain it") from None
-
-
-def _check_writable(run_dir: Path) -> None:
-    """Fail before any training when the run directory cannot be written."""
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=run_dir, prefix=".write-check.")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as e:
-        raise RunDirError(f"{run_dir}: cannot write the run directory ({e.strerror or e}); "
-                          "nothing was trained") from None
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _plain(obj: Any) -> Any:
-    """Tuples, numpy scalars and arrays -> YAML/JSON-safe Python objects."""
-    if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple | np.ndarray):
-        return [_plain(v) for v in obj]
-    if isinstance(obj, np.generic):
-        return obj.item()
-    return obj
-
-
-# ----------------------------------------------------------------------------- config
-def _version(dist: str) -> str | None:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-@functools.cache
-def code_revision() -> str | None:
-    """The git commit of the mefr source in use, with ``+`` when ``src/mefr`` has
-    uncommitted changes; None when mefr does not run from a git checkout of itself."""
-    here = Path(__file__).resolve().parent.parent  # the mefr package folder
-
-    def git(*args: str) -> str:
-        return subprocess.run(["git", "-C", str(here), *args], capture_output=True,
-                              text=True, timeout=20, check=True).stdout.strip()
-
-    try:
-        git("ls-files", "--error-unmatch", "__init__.py")  # tracked here, not a vendored copy
-        rev = git("rev-parse", "--short=12", "HEAD")
-        dirty = git("status", "--porcelain", "--untracked-files=no", "--", ".")
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return rev + ("+" if dirty else "")
-
-
-def _environment(device: str) -> dict[str, Any]:
-    env: dict[str, Any] = {
-        "python": sys.version.split()[0],
-        "packages": {d: _version(d) for d in ("mefr", "torch", "numpy", "pandas", "scikit-learn")},
-        "code": code_revision(),
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "processor": platform.processor() or None,
-        "cpus": os.cpu_count(),
-        "device": device,
-    }
-    try:
-        import torch
-
-        env["cuda_available"] = bool(torch.cuda.is_available())
-        if env["cuda_available"]:
-            env["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-    except ImportError:  # pragma: no cover - torch is a dependency
-        env["cuda_available"] = None
-    return env
-
-
 def describe_run(
     features: FeatureSetLike,
     x: np.ndarray,
@@ -329,10 +144,10 @@ def describe_run(
     seeds: Sequence[int],
     folds: Sequence[Fold],
 ) -> dict[str, Any]:
-    """The identity of a run: what config.yaml records under :data:`COMPARED_KEYS`."""
+    """The identity of a run: what config.yaml records under ``COMPARED_KEYS``."""
     table = features.table
     k = len(features.class_names)
-    return _plain(
+    return to_plain(
         {
             "protocol": protocol,
             "seeds": list(seeds),
@@ -352,70 +167,7 @@ def describe_run(
     )
 
 
-def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(d, dict):
-        return {prefix: d}
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
-    return out
-
-
-def config_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """``"key: old != new"`` for every compared setting that differs.
-
-    A training setting that the older run's config.yaml does not name (it was written
-    before the setting existed) counts as that setting's default, which it used.
-    """
-    if isinstance(old.get("train"), dict):
-        defaults = {k: v for k, v in default_settings().items() if k not in old["train"]}
-        old = {**old, "train": {**old["train"], **_plain(defaults)}}
-    a = _flatten({k: old.get(k) for k in COMPARED_KEYS})
-    b = _flatten({k: new.get(k) for k in COMPARED_KEYS})
-    return [
-        f"{k}: {a.get(k, '<absent>')!r} (run dir) != {b.get(k, '<absent>')!r} (now)"
-        for k in sorted(set(a) | set(b))
-        if a.get(k, "<absent>") != b.get(k, "<absent>")
-    ]
-
-
-def _open_run_dir(run_dir: Path, identity: dict[str, Any], extra: dict[str, Any]) -> None:
-    """Write config.yaml, or check that the existing one describes the same run."""
-    path = run_dir / "config.yaml"
-    # compare in the stored form
-    identity = yaml.safe_load(yaml.safe_dump(identity, sort_keys=False))
-    if path.is_file():
-        try:
-            old = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise RunDirError(f"{path}: unreadable ({e})") from None
-        diffs = config_differences(old, identity)
-        if diffs:
-            raise RunDirError(
-                f"{run_dir} holds a run with a different configuration; use another --run-dir "
-                "or delete it. Differences:\n  " + "\n  ".join(diffs)
-            )
-        if old.get("seeds") != identity.get("seeds"):  # extended (or narrowed) seed list
-            _atomic_write(path, yaml.safe_dump({**old, "seeds": identity["seeds"]},
-                                               sort_keys=False))
-        return
-    if run_dir.is_dir() and (run_dir / "folds").exists():
-        raise RunDirError(f"{run_dir} has folds/ but no config.yaml; refusing to mix runs")
-    _atomic_write(path, yaml.safe_dump({**identity, **_plain(extra)}, sort_keys=False))
-
-
 # ----------------------------------------------------------------------------- folds
-def build_jobs(folds: Sequence[Fold], seeds: Sequence[int]) -> list[Job]:
-    """One engine :class:`~mefr.train.engine.Job` per (seed, fold), seeds outermost."""
-    from mefr.train.engine import Job
-
-    return [
-        Job(key=job_key(s, f.name), seed=int(s), train_idx=f.train_idx, test_idx=f.test_idx)
-        for s in seeds
-        for f in folds
-    ]
-
-
 def _fold_frame(
     table: pd.DataFrame, y: np.ndarray, test_idx: np.ndarray, probs: np.ndarray,
     class_names: Sequence[str],
@@ -445,158 +197,6 @@ def _check_probs(key: str, probs: Any, n: int, k: int) -> np.ndarray:
     return p
 
 
-def _read_fold(path: Path, test_idx: np.ndarray, y: np.ndarray) -> pd.DataFrame:
-    try:
-        df = pd.read_csv(path, dtype={"dataset": str, "subject": str, "clip": str})
-    except (OSError, ValueError) as e:
-        raise RunDirError(f"{path}: unreadable fold file ({e}); delete it to retrain") from None
-    if "index" not in df.columns or not np.array_equal(df["index"].to_numpy(), test_idx):
-        raise RunDirError(
-            f"{path}: its rows are not the test rows of this fold; delete it to retrain"
-        )
-    if not np.array_equal(df["label"].to_numpy(), y[test_idx]):
-        raise RunDirError(f"{path}: its labels differ from the feature set's; delete it to retrain")
-    return df
-
-
-# ----------------------------------------------------------------------------- metrics
-def selection_note(config: TrainConfig) -> str:
-    """How the evaluated model of each fold was chosen (never on the test fold)."""
-    if is_handcrafted(config.model):
-        return (
-            "each fold fits the classifier once on its training rows with fixed settings "
-            f"({config.model}); nothing was tuned and no choice looked at the test fold"
-        )
-    if config.select_epoch_by == "inner_val":
-        return (
-            "each fold evaluates the epoch with the best UF1 on an inner validation split "
-            f"({config.inner_val_fraction:g} of the training subjects); no choice looked at "
-            "the test fold"
-        )
-    return (
-        f"each fold evaluates the model after the last epoch ({config.epochs}); no choice "
-        "looked at the test fold"
-    )
-
-
-def _seed_scores(pred: pd.DataFrame, k: int) -> dict[str, Scores]:
-    return scores_by_dataset(
-        pred["label"].to_numpy(), pred["pred"].to_numpy(), pred["dataset"].to_numpy(), k,
-        order=DATASET_ORDER,
-    )
-
-
-def _aggregate(values: list[Any]) -> tuple[Any, Any]:
-    """Mean and sample std (ddof=1) over seeds, ignoring undefined (None) entries."""
-    a = np.array(values, dtype=np.float64)  # None -> nan
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-nan: an undefined class
-        mean = np.nanmean(a, axis=0)
-        std = np.nanstd(a, axis=0, ddof=1) if len(values) > 1 else np.full_like(mean, np.nan)
-
-    def out(v: np.ndarray) -> Any:
-        if v.ndim == 0:
-            return None if np.isnan(v) else float(v)
-        return [out(u) for u in v]
-
-    return out(mean), out(std)
-
-
-def compute_metrics(
-    predictions: pd.DataFrame,
-    class_names: Sequence[str],
-    seeds: Sequence[int],
-    protocol: str,
-    config: TrainConfig,
-) -> dict[str, Any]:
-    """metrics.json: scores per seed and database, then mean / std over seeds."""
-    k = len(class_names)
-    per_seed: dict[str, dict[str, Any]] = {}
-    for s in seeds:
-        sel = predictions[predictions["seed"] == s]
-        if sel.empty:
-            raise RunDirError(f"no predictions for seed {s}")
-        per_seed[str(s)] = {db: sc.to_dict() for db, sc in _seed_scores(sel, k).items()}
-    databases = list(next(iter(per_seed.values())))
-    mean: dict[str, Any] = {}
-    std: dict[str, Any] = {}
-    for db in databases:
-        mean[db], std[db] = {}, {}
-        for m in ("acc", "uf1", "uar", "f1", "recall", "confusion"):
-            mean[db][m], std[db][m] = _aggregate([per_seed[str(s)][db][m] for s in seeds])
-        mean[db]["n"] = per_seed[str(seeds[0])][db]["n"]
-    return {
-        "protocol": protocol,
-        "model": config.model,
-        "class_names": list(class_names),
-        "seeds": list(seeds),
-        "databases": databases,
-        "selection": selection_note(config),
-        "pooling": POOLING,
-        "std_definition": STD_DEFINITION,
-        "mean": mean,
-        "std": std,
-        "per_seed": per_seed,
-    }
-
-
-def _table_metrics(protocol: str) -> tuple[str, ...]:
-    # Table 2 (CDE) reports UF1 / UAR; Tables 3-4 (CDMER) UF1 / Acc; Table 5 (one database
-    # alone) Acc, shown here beside UF1 / UAR.
-    if protocol.startswith("cdmer"):
-        return ("uf1", "acc")
-    if protocol.startswith("loso:"):
-        return ("acc", "uf1", "uar")
-    return ("uf1", "uar")
-
-
-def _cell(mean: float | None, std: float | None) -> str:
-    if mean is None:
-        return "-"
-    return f"{mean:.4f}" if std is None else f"{mean:.4f} ± {std:.4f}"
-
-
-def markdown_table(metrics: dict[str, Any], row_name: str | None = None) -> str:
-    """A Markdown table laid out like the paper's Table 2 (one row per model).
-
-    Columns: Composite (when the run spans several databases), then each database,
-    times UF1 / UAR (UF1 / Acc for CDMER; Acc / UF1 / UAR for one database alone), as
-    ``mean ± std`` over seeds.
-    """
-    metric_names = _table_metrics(metrics["protocol"])
-    dbs = [d for d in metrics["databases"] if d != COMPOSITE]
-    cols = ([COMPOSITE] if len(dbs) > 1 else []) + dbs
-    head = ["Model"] + [
-        f"{DISPLAY_NAMES.get(d, d)} {METRIC_NAMES[m]}" for d in cols for m in metric_names
-    ]
-    cells = [row_name or metrics["model"]] + [
-        _cell(metrics["mean"][d][m], metrics["std"][d][m]) for d in cols for m in metric_names
-    ]
-    seeds = metrics["seeds"]
-    lines = [
-        "| " + " | ".join(head) + " |",
-        "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|",
-        "| " + " | ".join(cells) + " |",
-        "",
-        f"Protocol `{metrics['protocol']}`, {len(seeds)} seed(s) {seeds}: mean ± "
-        f"{metrics['std_definition']}. {metrics['pooling']}. Selection: "
-        f"{metrics['selection']}.",
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def megc_log(fold_frames: Sequence[pd.DataFrame]) -> str:
-    """The MEGC 2019 log of one seed: per (fold, subject) a ``db subject`` header line,
-    then one ``file GT pred`` line per clip (GT and pred are class indices)."""
-    lines: list[str] = []
-    for df in fold_frames:
-        for (db, subject), part in df.groupby(["dataset", "subject"], sort=False):
-            lines.append(f"{db} {subject}")
-            rows = part[["clip", "label", "pred"]].itertuples(index=False)
-            lines.extend(f"{clip} {gt} {pred}" for clip, gt, pred in rows)
-    return "\n".join(lines) + "\n"
-
-
 # ----------------------------------------------------------------------------- runner
 @dataclass(frozen=True)
 class RunResult:
@@ -610,6 +210,8 @@ class RunResult:
     already_complete : True when the run was complete before this call (nothing done).
     metrics : the content of metrics.json.
     predictions : the content of predictions.csv.
+    warnings : signs of a failed training (:func:`mefr.evaluate.summary.run_warnings`),
+        also issued as :class:`~mefr.evaluate.summary.RunWarning` and kept in metrics.json.
     """
 
     run_dir: Path
@@ -618,25 +220,24 @@ class RunResult:
     already_complete: bool
     metrics: dict[str, Any]
     predictions: pd.DataFrame
+    warnings: tuple[str, ...] = field(default=())
 
+    def scores_frame(self) -> pd.DataFrame:
+        """Acc / UF1 / UAR per seed and database: columns ``seed, database, metric,
+        value`` (:func:`mefr.evaluate.summary.scores_frame`)."""
+        return scores_frame(self.metrics)
 
-OUTPUTS = ("predictions.csv", "metrics.json", "table.md")
+    def table(self) -> str:
+        """table.md: the run's Markdown table."""
+        return markdown_table(self.metrics)
 
-
-def _finished_metrics(run_dir: Path, seeds: Sequence[int]) -> dict[str, Any] | None:
-    """The run's metrics if all its outputs exist and cover exactly ``seeds``; None
-    otherwise (a narrowed or widened seed list rebuilds them from the fold files)."""
-    if not all((run_dir / f).is_file() for f in OUTPUTS) or not all(
-        (run_dir / "megc_log" / f"seed{s}.txt").is_file() for s in seeds
-    ):
-        return None
-    try:
-        metrics = json.loads((run_dir / "metrics.json").read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(metrics, dict) or metrics.get("seeds") != [int(s) for s in seeds]:
-        return None
-    return metrics
+    def summary(self) -> str:
+        """What to show when the call ends: the table and what was trained and resumed,
+        or that the run was complete already."""
+        if self.already_complete:
+            return f"{self.run_dir}: run complete ({len(self.skipped)} folds); nothing to do\n"
+        return (self.table() + f"{self.run_dir}: {len(self.trained)} fold(s) trained, "
+                f"{len(self.skipped)} resumed; run complete\n")
 
 
 def _train_missing(
@@ -669,8 +270,8 @@ def _train_missing(
             if job_curves is not None:  # before the fold file, which marks the fold done
                 write_job_curves(key, job_curves)
             write(key, probs)
-            if info:  # written with the fold, so an interrupted run keeps it
-                write_info(key, info)
+            write_info(key, info)  # with the fold (and its checksum): a stop keeps it
+            if info:
                 _informed.add(key)
             _done.add(key)
 
@@ -691,7 +292,6 @@ def _train_missing(
                 if job_curves is not None and key not in done:
                     write_job_curves(key, job_curves)
                 write_info(key, info)
-
 
 
 def run_protocol(
@@ -717,6 +317,9 @@ def run_protocol(
     ``--features`` argument) is recorded in config.yaml but not compared on reruns.
     ``curves`` keeps each fold's learning curves (``<fold>.curves.npz``) when the
     engine can record them; they do not change the predictions.
+
+    Raises :class:`~mefr.evaluate.rundir.RunDirError` (a run directory that cannot be
+    used as asked, an I/O error naming its file) and :class:`RunInterrupted` (Ctrl-C).
     """
     if train_fn is None:
         from mefr.train.engine import train_group
@@ -724,43 +327,51 @@ def run_protocol(
         train_fn = train_group
     if chunk is not None and int(chunk) < 1:
         raise ValueError(f"chunk must be a positive number of jobs, got {chunk!r}")
-    run_dir = Path(run_dir)
+    run = RunDir(run_dir)
     seeds = parse_seeds(seeds)
+    y = _labels(features)
+    x = _inputs(features, config.channels)
+    folds = protocol_folds(features.table, protocol)
+    identity = describe_run(features, x, y, protocol, config, seeds, folds)
+    env = environment(device)
+    extra = {"features": data_source, "environment": env,
+             "created": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds")}
+    run.check_writable()
+    with run.lock():
+        run.open(identity, extra)
+        result = _run(run, features, x, y, folds, seeds, protocol, config, device, train_fn,
+                      chunk, progress, curves, env)
+    logger.info("%s", result.summary().rstrip("\n"))
+    if PRINT_SUMMARY:
+        print(result.summary(), end="")
+    return result
+
+
+def _run(run: RunDir, features: FeatureSetLike, x: np.ndarray, y: np.ndarray,
+         folds: Sequence[Fold], seeds: Sequence[int], protocol: str, config: TrainConfig,
+         device: str, train_fn: TrainFn, chunk: int | None, progress: bool, curves: bool,
+         env: dict[str, Any]) -> RunResult:
+    """The body of :func:`run_protocol` once the run directory is open and locked."""
     table = features.table
     class_names = tuple(str(c) for c in features.class_names)
     k = len(class_names)
-    y = _labels(features)
-    x = _inputs(features, config.channels)
-    folds = protocol_folds(table, protocol)
-    identity = describe_run(features, x, y, protocol, config, seeds, folds)
-    env = _environment(device)
-    extra = {"features": data_source, "environment": env,
-             "created": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds")}
     # what each fold file records of the code that trained it: a resumed run may mix
     # code revisions, and the fold files say which
     software = {"mefr": env["packages"]["mefr"], "code": env["code"]}
-    _check_writable(run_dir)
-    _open_run_dir(run_dir, identity, extra)
-
     jobs = build_jobs(folds, seeds)
     by_key = {j.key: j for j in jobs}
-    path_of = {
-        job_key(s, f.name): fold_path(run_dir, s, f.name) for s in seeds for f in folds
-    }
-    todo = [j for j in jobs if not path_of[j.key].is_file()]
-    skipped = tuple(j.key for j in jobs if path_of[j.key].is_file())
-    for key in skipped:  # a stale fold file fails now, not after hours of training
-        _read_fold(path_of[key], by_key[key].test_idx, y)
-    finished = None if todo else _finished_metrics(run_dir, seeds)
+    where = {job_key(s, f.name): (int(s), f.name) for s in seeds for f in folds}
+    todo = [j for j in jobs if not run.has_fold(*where[j.key])]
+    skipped = tuple(j.key for j in jobs if run.has_fold(*where[j.key]))
+    for key in skipped:  # a stale or edited fold file fails now, not after hours of training
+        run.read_fold(*where[key], by_key[key].test_idx, y)
+    finished = None if todo else run.finished_metrics(seeds)
     if finished is not None:
-        print(f"{run_dir}: run complete ({len(jobs)} folds); nothing to do")
-        return RunResult(
-            run_dir=run_dir, trained=(), skipped=skipped, already_complete=True,
-            metrics=finished,
-            predictions=_read_predictions(run_dir / "predictions.csv"),
-        )
+        return RunResult(run_dir=run.path, trained=(), skipped=skipped, already_complete=True,
+                         metrics=finished, predictions=run.predictions())
 
     trained: list[str] = []
+    checksum: dict[str, str] = {}
     bar = tqdm(total=len(jobs), initial=len(skipped), desc="folds", unit="fold",
                disable=not progress)
 
@@ -770,73 +381,63 @@ def run_protocol(
         job = by_key[key]
         p = _check_probs(key, probs, len(job.test_idx), k)
         frame = _fold_frame(table, y, job.test_idx, p, class_names)
-        _atomic_write(path_of[key], frame.to_csv(index=False))
+        checksum[key] = run.write_fold(*where[key], frame)
         trained.append(key)
         bar.update(1)
 
     def write_info(key: str, info: dict[str, Any]) -> None:
-        if key in path_of:
+        if key in where:
             written = pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds")
-            record = {**info, **software, "written": written}
-            _atomic_write(path_of[key].with_suffix(".json"),
-                          json.dumps(_plain(record), indent=2, default=str))
+            sha = {"csv_sha256": checksum[key]} if key in checksum else {}
+            run.write_info(*where[key], {**info, **software, **sha, "written": written})
 
     def write_job_curves(key: str, job_curves: dict[str, np.ndarray]) -> None:
-        if key in path_of:
-            write_curves(curves_path(path_of[key]), job_curves)
+        if key in where:
+            run.write_fold_curves(*where[key], job_curves)
+
+    def kept() -> int:
+        return sum(run.has_fold(*w) for w in where.values())
 
     try:
         if todo:
             groups = group_key(table).to_numpy(dtype=object)
             _train_missing(train_fn, x, y, groups, todo, config, k, device, chunk, write,
                            write_info, progress, write_job_curves, curves)
+    except KeyboardInterrupt:
+        raise RunInterrupted(run.path, kept(), len(jobs), len(trained)) from None
+    except PathError as e:
+        raise RunDirError(f"{e}; {kept()} of {len(jobs)} folds are finished and kept in "
+                          f"{run.path}: fix that, then run the same command again to "
+                          "resume") from e
     finally:
         bar.close()
 
-    predictions, frames = _collect(run_dir, folds, seeds, y, path_of)
-    metrics = compute_metrics(predictions, class_names, seeds, protocol, config)
-    _write_outputs(run_dir, predictions, frames, metrics)
-    print(markdown_table(metrics), end="")
-    print(f"{run_dir}: {len(trained)} fold(s) trained, {len(skipped)} resumed; run complete")
-    return RunResult(
-        run_dir=run_dir, trained=tuple(trained), skipped=skipped, already_complete=False,
-        metrics=metrics, predictions=predictions,
-    )
-
-
-def _read_predictions(path: Path) -> pd.DataFrame:
-    return pd.read_csv(path, dtype={"dataset": str, "subject": str, "clip": str})
+    predictions, frames, infos = _collect(run, folds, seeds, y)
+    notes = run_warnings(predictions, class_names, infos)
+    for note in notes:
+        warnings.warn(f"{run.path}: {note}", RunWarning, stacklevel=3)
+    metrics = compute_metrics(predictions, class_names, seeds, protocol, config, notes)
+    run.write_outputs(predictions, {s: megc_log(fs) for s, fs in frames.items()},
+                      markdown_table(metrics), metrics)
+    return RunResult(run_dir=run.path, trained=tuple(trained), skipped=skipped,
+                     already_complete=False, metrics=metrics, predictions=predictions,
+                     warnings=tuple(notes))
 
 
 def _collect(
-    run_dir: Path,
-    folds: Sequence[Fold],
-    seeds: Sequence[int],
-    y: np.ndarray,
-    path_of: dict[str, Path],
-) -> tuple[pd.DataFrame, dict[int, list[pd.DataFrame]]]:
-    """Read every fold file; pool them per seed in the order of the sample table."""
+    run: RunDir, folds: Sequence[Fold], seeds: Sequence[int], y: np.ndarray,
+) -> tuple[pd.DataFrame, dict[int, list[pd.DataFrame]], dict[int, dict[str, Any]]]:
+    """Read every fold file (and its info); pool them per seed in the order of the
+    sample table."""
     frames: dict[int, list[pd.DataFrame]] = {}
+    infos: dict[int, dict[str, Any]] = {}
     pooled = []
     for s in seeds:
-        frames[s] = [_read_fold(path_of[job_key(s, f.name)], f.test_idx, y) for f in folds]
+        frames[s] = [run.read_fold(s, f.name, f.test_idx, y) for f in folds]
+        infos[s] = {f.name: run.read_info(s, f.name) for f in folds}
         df = pd.concat(frames[s], ignore_index=True).sort_values("index", kind="stable")
         df.insert(0, "seed", s)
         pooled.append(df)
     predictions = pd.concat(pooled, ignore_index=True).drop(columns="index")
-    return predictions, frames
+    return predictions, frames, infos
 
-
-def _write_outputs(
-    run_dir: Path,
-    predictions: pd.DataFrame,
-    frames: dict[int, list[pd.DataFrame]],
-    metrics: dict[str, Any],
-) -> None:
-    for s, fs in frames.items():
-        _atomic_write(run_dir / "megc_log" / f"seed{s}.txt", megc_log(fs))
-    _atomic_write(run_dir / "predictions.csv",
-                  predictions.to_csv(index=False))
-    _atomic_write(run_dir / "table.md", markdown_table(metrics))
-    # metrics.json last: its presence (with the others) marks the run complete
-    _atomic_write(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")

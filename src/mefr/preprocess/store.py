@@ -18,36 +18,21 @@ leaves either the old entry, or no entry (a miss), never a corrupt one.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Mapping
-from importlib import metadata
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-import mefr
+from mefr._env import feature_versions
+from mefr._io import atomic_write, atomic_write_bytes
 
 
 def environment_versions() -> dict[str, str]:
     """The versions of the code that computes features (part of every cache key)."""
-
-    def version(name: str) -> str:
-        try:
-            return metadata.version(name)
-        except metadata.PackageNotFoundError:
-            return "unknown"
-
-    return {
-        "mefr": mefr.__version__,
-        "opencv": cv2.__version__,
-        "yuface": version("yuface"),
-        "numpy": np.__version__,
-    }
+    return feature_versions()
 
 
 def file_fingerprint(paths: Iterable[str | os.PathLike]) -> list[list]:
@@ -75,22 +60,6 @@ def cache_key(files: Iterable[str | os.PathLike], params: Mapping) -> str:
     return hashlib.sha256(blob).hexdigest()
 
 
-def _atomic_write(path: Path, write) -> None:
-    """Write ``path`` via ``write(file_object)`` to a temporary file then ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 class FeatureStore:
     """Per-clip feature cache in a folder (see the module docstring)."""
 
@@ -110,6 +79,8 @@ class FeatureStore:
             x = np.load(npy, allow_pickle=False)
         except (OSError, ValueError, EOFError):
             return None
+        if not isinstance(meta, dict):  # e.g. `null`: a damaged entry counts as absent
+            return None
         if meta.get("key") != key or list(x.shape) != meta.get("shape"):
             return None
         return x, meta
@@ -123,8 +94,8 @@ class FeatureStore:
         arr = np.ascontiguousarray(x)
         record = {**meta, "key": key, "shape": list(arr.shape), "dtype": str(arr.dtype)}
         text = json.dumps(record, indent=1, sort_keys=True, default=str).encode()
-        _atomic_write(npy, lambda f: np.save(f, arr, allow_pickle=False))
-        _atomic_write(meta_path, lambda f: f.write(text))
+        atomic_write(npy, lambda f: np.save(f, arr, allow_pickle=False), fsync=True)
+        atomic_write_bytes(meta_path, text, fsync=True)
 
     def keys(self) -> list[str]:
         """The keys of the complete-looking entries (those with a JSON file)."""
