@@ -8,6 +8,7 @@ with scikit-learn on the written predictions.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -36,6 +37,12 @@ def test_demo_command_writes_a_run_labelled_as_the_generator_drew_it(demo_dir, c
     assert main(args) == 0
     text = capsys.readouterr().out
     assert "| fr |" in text and "Composite UF1" in text
+    # it says where it writes, how much it expects to, and how much it wrote
+    lines = text.splitlines()
+    assert lines[0].startswith("mefr demo: writing") and f"to {demo_dir.resolve()} " in lines[0]
+    assert re.search(r"\(about \d+ MB\)$", lines[0])
+    written = sum(p.stat().st_size for p in demo_dir.rglob("*") if p.is_file()) / 1e6
+    assert f"{demo_dir.resolve()}: {written:.0f} MB on disk" in text
     run = demo_dir / "runs" / "cde_fr_1ep"
     preds = pd.read_csv(run / "predictions.csv", dtype={"subject": str, "clip": str})
 
@@ -56,7 +63,8 @@ def test_demo_command_writes_a_run_labelled_as_the_generator_drew_it(demo_dir, c
 
     # a second call reuses databases, features and the finished run
     assert main(args) == 0
-    assert "nothing to do" in capsys.readouterr().out
+    again = capsys.readouterr().out
+    assert "nothing to do" in again and again.startswith(f"mefr demo: reusing {demo_dir.resolve()}")
 
 
 def test_demo_learns_the_synthetic_classes_on_held_out_subjects(demo_dir):

@@ -173,12 +173,14 @@ def test_cells_take_mean_and_sample_std_over_seeds():
 
 def test_average_cell_is_per_seed_mean_over_common_seeds():
     a = Cell(values=(0.2, 0.4, 0.9), seeds=(0, 1, 2))
-    b = Cell(values=(0.6, 0.8), seeds=(0, 1), synthetic=True)
+    b = Cell(values=(0.6, 0.8), seeds=(0, 1))
     avg = average_cell([a, b], paper=0.5)
     assert avg.seeds == (0, 1)
     assert avg.values == pytest.approx((0.4, 0.6))
-    assert avg.synthetic and avg.paper == 0.5
+    assert not avg.synthetic and avg.paper == 0.5
     assert not average_cell([a, Cell()]).measured
+    # a synthetic cell is never averaged with a real one
+    assert not average_cell([a, Cell(values=(1.0,), seeds=(0,), synthetic=True)]).measured
 
 
 def test_difference_cell_pairs_seeds():

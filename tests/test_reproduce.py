@@ -92,9 +92,15 @@ def test_run_directory_layout(tmp_path):
     # Dual-Inception needs middle-frame flow: synthetic even with --data real
     dual = rep.ref("cde", "dual_inception")
     assert dual.synthetic and dual.run_dir == tmp_path / "synthetic" / "cde" / "dual_inception"
-    assert rep.ref("loso/smic_hs", "fr").run_dir == tmp_path / "loso" / "smic_hs" / "fr"
+    # every run trains with mefr's recipe (preset cde) unless --preset says otherwise; the
+    # directories of a preset other than the paper's for the experiment carry its name
+    assert rep.ref("loso/smic_hs", "fr").run_dir == tmp_path / "loso" / "smic_hs" / "fr-cde"
     cdmer = rep.ref("cdmer/exp03", "fr")
-    assert cdmer.synthetic and cdmer.run_dir == tmp_path / "synthetic" / "cdmer" / "exp03" / "fr"
+    assert cdmer.synthetic
+    assert cdmer.run_dir == tmp_path / "synthetic" / "cdmer" / "exp03" / "fr-cde"
+    paper = Reproducer(ReproduceOptions(results=tmp_path, preset="paper_single"))
+    assert paper.ref("loso/smic_hs", "fr").run_dir == tmp_path / "loso" / "smic_hs" / "fr"
+    assert paper.ref("cde", "fr").run_dir == tmp_path / "cde" / "fr-paper_single"
     # a preset other than the experiment's default and changed epochs are in the name
     other = Reproducer(ReproduceOptions(results=tmp_path, preset="paper_cde", epochs=7))
     assert other.ref("cde", "fr").run_dir.name == "fr-paper_cde-e7"
@@ -127,7 +133,8 @@ def test_run_status_names_complete_partial_and_extended_runs(tmp_path):
 
 def test_cdmer_end_to_end_on_synthetic_databases(tmp_path, synthetic_root, work):
     engine = FakeEngine()
-    rep = Reproducer(_options(tmp_path, synthetic_root, work, train_fn=engine))
+    rep = Reproducer(_options(tmp_path, synthetic_root, work, train_fn=engine,
+                              preset="paper_single"))
     paths = rep.reproduce("table4")
     # one job per experiment: source rows only for training, target rows only for testing
     jobs = engine.jobs()
@@ -172,11 +179,11 @@ def test_single_database_loso_and_table7_on_synthetic(tmp_path, synthetic_root, 
         db = job.key.split("/")[1]  # seed0/<dataset>/<subject>
         assert {g.split("/")[0] for g in groups[np.r_[job.train_idx, job.test_idx]]} == {db}
     base = tmp_path / "results" / "synthetic" / SyntheticSpec(root=synthetic_root).tag() / "loso"
-    assert _metrics(base / "casme2_5class" / "fr-e1")["class_names"] == [
+    assert _metrics(base / "casme2_5class" / "fr-cde-e1")["class_names"] == [
         "happiness", "surprise", "disgust", "repression", "others"]
-    assert _metrics(base / "samm_4class" / "fr-e1")["class_names"] == [
+    assert _metrics(base / "samm_4class" / "fr-cde-e1")["class_names"] == [
         "negative", "positive", "surprise", "others"]
-    assert _metrics(base / "smic_hs" / "fr-e1")["databases"] == ["composite", "smic_hs"]
+    assert _metrics(base / "smic_hs" / "fr-cde-e1")["databases"] == ["composite", "smic_hs"]
 
     # Table 7 reuses the FR runs (no new FR job) and adds Basic Inception's
     before = len(engine.models)
@@ -191,7 +198,7 @@ def test_single_database_loso_and_table7_on_synthetic(tmp_path, synthetic_root, 
     assert df.loc[("FR", "samm_4class.params_m"), "paper"] == pytest.approx(11.4231)
     assert df.loc[("Basic Inception", "casme2_4class.et_s"), "ours_mean"] == pytest.approx(1.5)
     assert df.loc[("FR", "smic_hs.acc"), "ours_mean"] == pytest.approx(
-        _metrics(base / "smic_hs" / "fr-e1")["per_seed"]["0"]["composite"]["acc"])
+        _metrics(base / "smic_hs" / "fr-cde-e1")["per_seed"]["0"]["composite"]["acc"])
 
 
 class SlowSeedEngine(FakeEngine):
@@ -262,13 +269,16 @@ def test_table6_fig3_and_fig4_with_the_real_engine(tmp_path, synthetic_root, wor
         Reproducer(_options(tmp_path, synthetic_root, work, seeds="1")).fig4()
 
 
-def test_cli_renders_without_training(tmp_path, synthetic_root):
+def test_cli_renders_without_training(tmp_path, synthetic_root, capsys):
     from mefr.cli import main
 
     out = tmp_path / "out"
-    rc = main(["reproduce", "table6", "--data", "synthetic", "--no-train", "--results",
-               str(tmp_path / "results"), "--out", str(out), "--synthetic-dir",
-               str(synthetic_root), "--no-progress"])
+    argv = ["reproduce", "table6", "--data", "synthetic", "--no-train", "--results",
+            str(tmp_path / "results"), "--out", str(out), "--synthetic-dir",
+            str(synthetic_root), "--no-progress"]
+    assert main(argv) == 2  # the runs it needs are not there
+    assert "not finished under" in capsys.readouterr().err and not out.exists()
+    rc = main([*argv, "--allow-missing"])
     assert rc == 0
     md = (out / "table6.md").read_text()
     assert "not yet run" in md and "0.7838" in md
@@ -306,7 +316,7 @@ def test_committed_real_run_renders_with_its_hardware(tmp_path):
     per_seed = tuple(want["per_seed"][str(s)]["composite"]["uf1"] for s in want["seeds"])
     assert fr.cells["composite.uf1"].values == per_seed
     assert not fr.cells["composite.uf1"].synthetic
-    assert "MEGC 2019 composite flow set" in table.title
+    assert "MEGC 2019 composite flow set" in table.source and table.source in table.full_title
     bi = next(r for r in table.rows if r.label == "Basic Inception")
     assert not bi.cells["composite.uf1"].measured
 
@@ -325,7 +335,7 @@ def test_title_names_each_machine_once_and_notes_say_which_seed(tmp_path):
         pytest.skip("every seed of the committed run was trained on the same machine")
     rep = Reproducer(ReproduceOptions(results=tmp_path / "results", train=False))
     table = rep.table("table6")
-    hardware = table.title.rsplit("; ", 1)[1]
+    hardware = table.source.rsplit("; ", 1)[1]
     cpu = "CPU (x86_64, 2 cores)"
     cpu_seeds = sorted(s for s, d in devices.items() if d == {"cpu (x86_64, 2 cores)"})
     assert hardware.count(cpu) == 1

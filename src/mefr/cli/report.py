@@ -10,7 +10,7 @@ from mefr.cli.common import Command, error
 
 def _add_reproduce(p: argparse.ArgumentParser) -> None:
     from mefr.report.options import DEFAULT_FLOWSET, ReproduceOptions, SyntheticSpec
-    from mefr.report.targets import TARGETS
+    from mefr.report.targets import DEFAULT_PRESET, TARGETS
 
     o, s = ReproduceOptions(), SyntheticSpec()
     p.add_argument("name", choices=(*TARGETS, "all"))
@@ -21,8 +21,9 @@ def _add_reproduce(p: argparse.ArgumentParser) -> None:
                    help="e.g. 0-9 (default: the seeds a run already has, else 0)")
     p.add_argument("--epochs", type=int, default=None, help="override the preset's epochs")
     p.add_argument("--preset", default=None,
-                   help="training preset for every run (default: cde for CDE, paper_single "
-                   "for CDMER and single databases)")
+                   help=f"training preset for every run (default: {DEFAULT_PRESET}, the "
+                   "recipe results/README.md reports; paper_single is the paper's for CDMER "
+                   "and single databases)")
     p.add_argument("--device", default=o.device, help="auto | cpu | cuda[:N]")
     p.add_argument("--results", default=str(o.results), help="root of the run directories")
     p.add_argument("--out", default=None,
@@ -41,7 +42,10 @@ def _add_reproduce(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=None, help="preprocessing processes")
     p.add_argument("--chunk", type=int, default=None, help="jobs per engine call")
     p.add_argument("--no-train", action="store_true",
-                   help="train nothing: render from finished runs ('not yet run' elsewhere)")
+                   help="train nothing: render from finished runs (an error when one is "
+                   "missing, unless --allow-missing)")
+    p.add_argument("--allow-missing", action="store_true",
+                   help="with --no-train: render what is finished, 'not yet run' elsewhere")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -50,8 +54,9 @@ def _run_reproduce(args: argparse.Namespace) -> int:
     from mefr.report.reproduce import (
         ReproduceError,
         ReproduceOptions,
+        Reproducer,
         SyntheticSpec,
-        reproduce,
+        target_names,
     )
 
     try:
@@ -63,13 +68,21 @@ def _run_reproduce(args: argparse.Namespace) -> int:
             out=Path(args.out) if args.out else None,
             flowset=Path(args.flowset) if args.flowset else None, work=Path(args.work),
             synthetic=spec, workers=args.workers, chunk=args.chunk, train=not args.no_train,
-            progress=not args.no_progress)
-        written = reproduce(args.name, options)
-    except (ReproduceError, RunDirError, ValueError) as e:
+            progress=not args.no_progress, allow_missing=args.allow_missing)
+    except ValueError as e:
         return error(e)
-    for name, paths in written.items():
+    print(f"results      {Path(options.results).resolve()} (run directories)")
+    print(f"report       {options.out_dir.resolve()}")
+    rep, failed = Reproducer(options), 0
+    for name in target_names(args.name):
+        try:
+            paths = rep.reproduce(name)
+        except (ReproduceError, RunDirError, ValueError) as e:
+            error(e)
+            failed += 1
+            continue
         print(f"{name}: " + ", ".join(str(p) for p in paths.values()))
-    return 0
+    return 2 if failed else 0
 
 
 def _reproduce_interrupted(args: argparse.Namespace) -> str:

@@ -7,10 +7,11 @@ from collections.abc import Sequence
 
 from mefr.evaluate.metrics import COMPOSITE
 from mefr.report import paper as P
-from mefr.report.notes import bootstrap_notes, run_notes, timing_notes, titled
+from mefr.report.notes import bootstrap_notes, provenance, run_notes, timing_notes
 from mefr.report.options import ReproduceError
 from mefr.report.runs import NOT_RUN, RunRef, Runs, fold_seconds
 from mefr.report.tables import (
+    MIXED_DATA,
     NOT_REPRODUCED,
     Cell,
     Column,
@@ -28,6 +29,9 @@ from mefr.report.targets import (
     RowSpec,
     TableSpec,
 )
+
+#: Status of a main-table cell whose row was measured on synthetic data only.
+SYNTHETIC_ONLY = "synthetic data only: see the second table"
 
 
 def parameters_millions(model: str, num_classes: int) -> float:
@@ -110,18 +114,50 @@ def difference_rows(spec: TableSpec, rows: Sequence[Row]) -> list[Row]:
     return out
 
 
+def _row_kind(row: Row) -> str:
+    """``real`` (a measured real cell), ``synthetic`` (measured, all synthetic) or ``none``."""
+    measured = [c for c in row.cells.values() if c.measured and not c.exact]
+    if not measured:
+        return "none"
+    return "synthetic" if all(c.synthetic for c in measured) else "real"
+
+
+def split_synthetic_rows(rows: Sequence[Row]) -> tuple[list[Row], list[Row]]:
+    """``(main rows, synthetic rows)``: when some rows are measured on real data, the rows
+    measured only on synthetic databases move to a table of their own; in the main table
+    a row of the same label keeps the paper's numbers, its own cells empty
+    (:data:`SYNTHETIC_ONLY`). Nothing moves when no row is real or none synthetic."""
+    kinds = [_row_kind(r) for r in rows]
+    if "real" not in kinds or "synthetic" not in kinds:
+        return list(rows), []
+    main, apart = [], []
+    labels = {r.label for r, k in zip(rows, kinds, strict=True) if k != "synthetic"}
+    for r, k in zip(rows, kinds, strict=True):
+        if k != "synthetic":
+            main.append(r)
+            continue
+        apart.append(r)
+        if r.label not in labels:
+            labels.add(r.label)
+            main.append(Row(r.label, {key: Cell(paper=c.paper, status=SYNTHETIC_ONLY)
+                                      for key, c in r.cells.items()}, note=r.note))
+    return main, apart
+
+
 def build_table(name: str, runs: Runs) -> ReportTable:
-    """Run what table ``name`` needs and return it beside the paper's numbers."""
+    """Run what table ``name`` needs and return it beside the paper's numbers (rows
+    measured only on synthetic data apart, see :func:`split_synthetic_rows`)."""
     spec = TABLE_SPECS[name]
     paper = P.paper_table(name)
     rows: list[Row] = []
+    row_refs: list[list[RunRef]] = []
     seen: list[tuple[RunRef, ...]] = []
-    used: list[RunRef] = []
     for r in spec.rows:
         if r.model is None:
             cells = {c.key: Cell(paper=paper.value(r.paper, c.key), status=NOT_REPRODUCED)
                      for c in spec.columns}
             rows.append(Row(r.label, cells, note="paper only"))
+            row_refs.append([])
             continue
         cells, refs = {}, []
         for c in spec.columns:
@@ -138,15 +174,33 @@ def build_table(name: str, runs: Runs) -> ReportTable:
         if r.dedupe and key in seen:
             continue
         seen.append(key)
-        used += refs
         rows.append(Row(r.label, cells, note=r.note))
-    rows += difference_rows(spec, rows)
+        row_refs.append(refs)
+    differences = difference_rows(spec, rows)
+    compared = compared_rows(spec, rows)
+    main, apart = split_synthetic_rows(rows + differences)
+    apart_refs = [ref for row, refs in zip(rows, row_refs, strict=True)
+                  if any(row is a for a in apart) for ref in refs]
+    used = list(dict.fromkeys(ref for refs in row_refs for ref in refs
+                              if ref not in apart_refs))
     columns = tuple(Column(c.key, c.header) for c in spec.columns)
-    notes = run_notes(list(dict.fromkeys(used)), runs.outcomes, runs.options) + list(spec.notes)
-    notes += timing_notes(spec, rows)
+    notes = run_notes(used, runs) + list(spec.notes)
+    if any(c.status == MIXED_DATA for r in main for c in r.cells.values()):
+        notes.append(f"An average over real and synthetic cells is left empty ({MIXED_DATA}): "
+                     "a synthetic number is never averaged with a real one.")
+    notes += timing_notes(spec, main)
     if spec.differences:
         notes.append(DIFFERENCE_NOTE)
-        notes += bootstrap_notes(compared_rows(spec, rows))
+        notes += bootstrap_notes(compared)
     title = f"{paper.reference} of the paper: {spec.title}, ours vs paper"
-    return ReportTable(name, titled(title, used, runs.outcomes), columns, tuple(rows),
-                       tuple(notes))
+    supplement = None
+    if apart:
+        notes.append(f"Rows marked '{SYNTHETIC_ONLY}' were measured on synthetic databases "
+                     "only: they are in a table of their own below (synthetic numbers test "
+                     "the pipeline and are not comparable with the paper's).")
+        refs = list(dict.fromkeys(apart_refs))
+        supplement = ReportTable(
+            name, f"{title}: rows measured on synthetic databases", columns, tuple(apart),
+            tuple(run_notes(refs, runs)), source=provenance(refs, runs.outcomes))
+    return ReportTable(name, title, columns, tuple(main), tuple(notes),
+                       source=provenance(used, runs.outcomes), supplement=supplement)

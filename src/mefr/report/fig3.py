@@ -7,13 +7,13 @@ from typing import Any
 import numpy as np
 
 from mefr.evaluate.metrics import COMPOSITE
+from mefr.models.registry import display_name
 from mefr.report import paper as P
 from mefr.report.figures import confusion_figure, row_percent
-from mefr.report.notes import run_notes, titled
+from mefr.report.notes import provenance, run_notes
 from mefr.report.options import ReproduceError
 from mefr.report.runs import NOT_RUN, RunRef, Runs
 from mefr.report.tables import Cell, Column, ReportTable, Row
-from mefr.report.targets import MODEL_NAMES
 
 #: The two panels: (tag, network).
 PANELS: tuple[tuple[str, str], ...] = (("(a)", "basic_inception"), ("(b)", "fr"))
@@ -34,7 +34,7 @@ def fig3(runs: Runs) -> tuple[ReportTable, Any]:
         ref = runs.ref("cde", model)
         refs.append(ref)
         out = runs.outcome(ref)
-        title = f"{tag} {MODEL_NAMES[model]}"
+        title = f"{tag} {display_name(model)}"
         ref_pct = P.FIG3_CONFUSION[model]
         paper_panels[title] = ref_pct
         per_seed = ([] if out.metrics is None else
@@ -54,18 +54,17 @@ def fig3(runs: Runs) -> tuple[ReportTable, Any]:
                                    paper=float(ref_pct[i, j]), synthetic=ref.synthetic,
                                    run_dir=str(ref.run_dir),
                                    status="" if per_seed else NOT_RUN)
-            rows.append(Row(f"{MODEL_NAMES[model]}: true {true}", cells))
+            rows.append(Row(f"{display_name(model)}: true {true}", cells))
     n = sorted({c.n for r in rows for c in r.cells.values() if c.measured})
     pooled = f"pooled over {', '.join(map(str, n))} seed(s)" if n else "not yet run"
     base = f"Fig. 3 of the paper: confusion matrices (%) on the CDE composite, {pooled}"
-    full = titled(base, refs, runs.outcomes)
     table = ReportTable(
-        "fig3", full, tuple(Column(c, f"predicted {c}", digits=2) for c in classes),
+        "fig3", base, tuple(Column(c, f"predicted {c}", digits=2) for c in classes),
         tuple(rows),
-        tuple(run_notes(refs, runs.outcomes, runs.options)
-              + ["Rows are true classes, normalised to 100 %."]))
+        tuple(run_notes(refs, runs) + ["Rows are true classes, normalised to 100 %."]),
+        source=provenance(refs, runs.outcomes))
     fig = None
     if any(v is not None for v in panels.values()):
-        kind = " (synthetic data)" if all(r.synthetic for r in refs) else ""
-        fig = confusion_figure(panels, classes, full + kind, paper=paper_panels)
+        # the figure's title is the paper's caption; data and hardware go in its caption file
+        fig = confusion_figure(panels, classes, base + table.data_remark, paper=paper_panels)
     return table, fig

@@ -13,13 +13,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mefr.models.registry import display_name
 from mefr.report import paper as P
 from mefr.report.figures import tsne_embedding, tsne_figure
 from mefr.report.notes import train_text
 from mefr.report.options import ReproduceError
 from mefr.report.runs import NOT_RUN, Runs, describe_fold_device
 from mefr.report.tables import Cell, Column, ReportTable, Row
-from mefr.report.targets import MODEL_NAMES
 
 #: The two panels: (tag, network, what its feature is).
 PANELS: tuple[tuple[str, str, str], ...] = (
@@ -72,14 +72,14 @@ def fig4(runs: Runs) -> tuple[ReportTable, Any]:
     for tag, model, what in PANELS:
         part = emb[emb["model"] == model]
         res = info["models"][model]
-        panels[f"{tag} {MODEL_NAMES[model]}: {what}"] = (
+        panels[f"{tag} {display_name(model)}: {what}"] = (
             part[["tsne_x", "tsne_y"]].to_numpy(), part["label"].to_numpy())
 
         def cell(value: float | None) -> Cell:
             return Cell(values=(value,), seeds=(info["seed"],), synthetic=synthetic,
                         run_dir=str(run_dir))
 
-        rows.append(Row(MODEL_NAMES[model], {
+        rows.append(Row(display_name(model), {
             "acc": cell(res["test_acc"]), "sil_tsne": cell(res["silhouette_tsne"]),
             "sil_feat": cell(res["silhouette_features"])}))
     split = info["split"]
@@ -92,9 +92,8 @@ def fig4(runs: Runs) -> tuple[ReportTable, Any]:
     hardware = info["hardware"]
     if isinstance(hardware, str) and hardware.startswith(("cpu", "cuda")):
         hardware = describe_fold_device(hardware)  # the engine's words -> the tables'
-    title_full = f"{title} [{data}; {hardware}]"
     table = ReportTable(
-        "fig4", title_full,
+        "fig4", title,
         (Column("acc", "test Acc"), Column("sil_tsne", "silhouette (t-SNE 2-D)"),
          Column("sil_feat", "silhouette (features)")),
         tuple(rows),
@@ -105,8 +104,10 @@ def fig4(runs: Runs) -> tuple[ReportTable, Any]:
          "Silhouette: scikit-learn silhouette score of the true classes (higher = better "
          "separated), on the 2-D t-SNE map and on the features themselves.",
          f"t-SNE: scikit-learn TSNE, PCA initialisation, perplexity {info['perplexity']:g}, "
-         f"random_state {info['seed']}. Split, features and map: {run_dir}."))
-    fig = tsne_figure(panels, classes, title_full + (" (synthetic data)" if synthetic else ""))
+         f"random_state {info['seed']}. Split, features and map: {run_dir}."),
+        source=f"[{data}; {hardware}]")
+    # the figure's title is the paper's caption; data and hardware go in its caption file
+    fig = tsne_figure(panels, classes, title + (" (synthetic data)" if synthetic else ""))
     return table, fig
 
 

@@ -1,5 +1,6 @@
-"""The provenance of a report: title suffix, data / hardware / training notes, the
-per-seed timing notes and the subject-bootstrap notes of the "A minus B" rows."""
+"""The provenance of a report: its source (data; hardware), the data / hardware / preset /
+training notes, the per-seed timing notes and the subject-bootstrap notes of the
+"A minus B" rows."""
 
 from __future__ import annotations
 
@@ -7,8 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mefr.report.options import ReproduceOptions
-from mefr.report.runs import RunOutcome, RunRef, describe_run_hardware, seed_hardware
+from mefr.report.runs import RunOutcome, RunRef, Runs, describe_run_hardware, seed_hardware
 from mefr.report.tables import Row
 from mefr.report.targets import TableSpec
 
@@ -27,8 +27,8 @@ def _finished(outcomes: dict[RunRef, RunOutcome], refs: Sequence[RunRef]) -> lis
     return [outcomes[r] for r in refs if r in outcomes]
 
 
-def titled(title: str, refs: Sequence[RunRef], outcomes: dict[RunRef, RunOutcome]) -> str:
-    """Append ``[data; hardware]`` to a title (every machine that trained a seed)."""
+def provenance(refs: Sequence[RunRef], outcomes: dict[RunRef, RunOutcome]) -> str:
+    """``[data; hardware]`` of the runs ``refs`` (every machine that trained a seed, once)."""
     data = []
     if any(not r.synthetic for r in refs):
         data.append("MEGC 2019 composite flow set")
@@ -45,7 +45,7 @@ def titled(title: str, refs: Sequence[RunRef], outcomes: dict[RunRef, RunOutcome
     if hw:
         # each machine once; the Hardware notes say which run and seed used which
         parts.append(", ".join(hw))
-    return f"{title} [{'; '.join(parts)}]" if parts else title
+    return f"[{'; '.join(parts)}]" if parts else ""
 
 
 def run_hardware(out: RunOutcome) -> str:
@@ -54,27 +54,35 @@ def run_hardware(out: RunOutcome) -> str:
     return describe_run_hardware(out.ref.run_dir, out.config or {}, seeds)
 
 
-def run_notes(refs: Sequence[RunRef], outcomes: dict[RunRef, RunOutcome],
-              options: ReproduceOptions) -> list[str]:
-    """Data, hardware, training and selection of the runs ``refs``; the unfinished ones."""
+def _source_name(source: str) -> str:
+    """``flowset:/any/where/megc2019-cde-flow`` -> ``flowset megc2019-cde-flow``: the data
+    by name, not by the path of the machine that read it."""
+    scheme, sep, path = source.partition(":")
+    return f"{scheme} {Path(path.split(' (')[0]).name}" if sep else source
+
+
+def run_notes(refs: Sequence[RunRef], runs: Runs) -> list[str]:
+    """Data, hardware, preset, training and selection of the runs ``refs``; the
+    unfinished ones."""
     notes: list[str] = []
-    outs = _finished(outcomes, refs)
+    outs = _finished(runs.outcomes, refs)
     real = [o for o in outs if not o.ref.synthetic and o.config and o.metrics]
     if real:
-        srcs = sorted({str(o.config.get("features")) for o in real})
+        srcs = sorted({_source_name(str(o.config.get("features"))) for o in real})
         notes.append("Real data: the MEGC 2019 composite flow set (SMIC-HS 164, CASME II "
                      f"145, SAMM 133 clips, 3 classes; {', '.join(srcs)}).")
     if any(o.ref.synthetic for o in outs):
-        notes.append(f"Synthetic data: {options.synthetic.describe()}.")
-    by_hw: dict[str, list[str]] = {}
-    by_train: dict[str, list[str]] = {}
+        notes.append(f"Synthetic data: {runs.options.synthetic.describe()}.")
+    groups: dict[str, dict[str, list[str]]] = {"Hardware": {}, "Preset": {}, "Training": {}}
     for o in outs:
         if o.config and o.metrics:
-            by_hw.setdefault(run_hardware(o), []).append(str(o.ref.run_dir))
-            by_train.setdefault(train_text(o.config), []).append(str(o.ref.run_dir))
-    n_runs = sum(len(d) for d in by_hw.values())
-    for label, groups in (("Hardware", by_hw), ("Training", by_train)):
-        for text, dirs in groups.items():
+            where = str(o.ref.run_dir)
+            groups["Hardware"].setdefault(run_hardware(o), []).append(where)
+            groups["Preset"].setdefault(runs.preset_for(o.ref.experiment), []).append(where)
+            groups["Training"].setdefault(train_text(o.config), []).append(where)
+    n_runs = sum(len(d) for d in groups["Hardware"].values())
+    for label, texts in groups.items():
+        for text, dirs in texts.items():
             where = "all runs" if len(dirs) == n_runs else ", ".join(dirs)
             notes.append(f"{label}: {text} ({where}).")
     sel = sorted({o.metrics["selection"] for o in outs if o.metrics})

@@ -57,7 +57,9 @@ class ReproduceOptions:
     """Everything ``mefr reproduce`` takes (see the CLI for each option).
 
     ``seeds`` ``None`` means: the seeds a run directory already has, else seed 0.
-    ``train`` ``False`` renders from finished runs only (missing cells: "not yet run").
+    ``preset`` ``None`` means :data:`mefr.report.targets.DEFAULT_PRESET` for every run.
+    ``train`` ``False`` renders from finished runs only: a target whose runs are not all
+    finished is an error, unless ``allow_missing`` (their cells: "not yet run").
     ``train_fn`` replaces the training engine of the runs (tests).
     """
 
@@ -76,6 +78,7 @@ class ReproduceOptions:
     train: bool = True
     progress: bool = True
     train_fn: Callable[..., Any] | None = None
+    allow_missing: bool = False
 
     def __post_init__(self) -> None:
         from mefr.evaluate.runner import parse_seeds

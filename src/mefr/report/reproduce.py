@@ -51,7 +51,7 @@ from mefr.report.fig4 import fig4, fig4_done
 from mefr.report.figures import save_figure
 from mefr.report.options import DEFAULT_FLOWSET, ReproduceError, ReproduceOptions, SyntheticSpec
 from mefr.report.runs import NOT_RUN, RunOutcome, RunRef, Runs, run_status
-from mefr.report.tables import ReportTable, write_table
+from mefr.report.tables import ReportTable, to_caption, write_table
 from mefr.report.targets import TABLE_SPECS, TARGETS
 
 __all__ = [
@@ -65,6 +65,7 @@ __all__ = [
     "SyntheticSpec",
     "reproduce",
     "run_status",
+    "target_names",
 ]
 
 
@@ -110,18 +111,42 @@ class Reproducer:
         """Fig. 4 (:func:`mefr.report.fig4.fig4`)."""
         return fig4(self.runs)
 
-    def reproduce(self, name: str) -> dict[str, Path]:
-        """Run what target ``name`` needs and write ``<out>/<name>.md/.csv/.tex`` (and
-        ``.png`` for figures); return the paths written by suffix."""
-        if name not in TARGETS:
-            raise ReproduceError(f"unknown target {name!r}; known: {TARGETS} (or 'all')")
+    def status_lines(self, name: str) -> list[tuple[str, bool]]:
+        """``(line, finished)`` for each run target ``name`` reads: its directory, data
+        kind, preset and state."""
+        out = []
         for ref in self.plan(name):
-            print(f"{name}: {ref.run_dir} [{'synthetic' if ref.synthetic else 'real'}] "
-                  f"{run_status(ref.run_dir)}")
+            status = run_status(ref.run_dir)
+            kind = "synthetic" if ref.synthetic else "real"
+            preset = self.runs.preset_for(ref.experiment)
+            out.append((f"{name}: {ref.run_dir} [{kind}, preset {preset}] {status}",
+                        status.startswith("complete")))
         if name == "fig4":
             d = self.fig4_dir()
             kind = "synthetic" if self.runs.is_synthetic("cde", "fr") else "real"
-            print(f"{name}: {d} [{kind}] {'complete' if fig4_done(d) else NOT_RUN}")
+            done = fig4_done(d)
+            out.append((f"{name}: {d} [{kind}, preset {self.runs.preset_for('cde')}] "
+                        f"{'complete' if done else NOT_RUN}", done))
+        return out
+
+    def reproduce(self, name: str) -> dict[str, Path]:
+        """Run what target ``name`` needs and write ``<out>/<name>.md/.csv/.tex`` (and
+        ``.png`` with its ``.caption.txt`` for figures); return the paths written by
+        suffix. Without training, a run that is not finished is an error (naming it)
+        unless ``allow_missing``."""
+        if name not in TARGETS:
+            raise ReproduceError(f"unknown target {name!r}; known: {TARGETS} (or 'all')")
+        lines = self.status_lines(name)
+        for line, _ in lines:
+            print(line)
+        missing = [line.split(": ", 1)[1] for line, done in lines if not done]
+        if missing and not (self.options.train or self.options.allow_missing):
+            results = Path(self.options.results).resolve()
+            raise ReproduceError(
+                f"{name}: {len(missing)} of the {len(lines)} runs it needs are not finished "
+                f"under {results}: " + "; ".join(missing) + f". Train them (`mefr reproduce "
+                f"{name}` without --no-train), point --results at the folder holding them, "
+                "or pass --allow-missing to render the finished ones only")
         out_dir = self.options.out_dir
         if name in TABLE_SPECS:
             return write_table(self.table(name), out_dir)
@@ -129,14 +154,22 @@ class Reproducer:
         paths = write_table(table, out_dir)
         if fig is not None:
             paths["png"] = save_figure(fig, out_dir / f"{name}.png")
+            caption = out_dir / f"{name}.caption.txt"
+            caption.write_text(to_caption(table), encoding="utf-8")
+            paths["caption"] = caption
         return paths
+
+
+def target_names(names: str | Sequence[str]) -> list[str]:
+    """``"all"`` -> every one of :data:`TARGETS`; a name -> ``[name]``."""
+    if isinstance(names, str):
+        return list(TARGETS) if names == "all" else [names]
+    return list(names)
 
 
 def reproduce(names: str | Sequence[str], options: ReproduceOptions | None = None
               ) -> dict[str, dict[str, Path]]:
     """Reproduce targets (``"all"`` = every one of :data:`TARGETS`) sharing one
     :class:`Reproducer`; returns ``{target: {suffix: path}}``."""
-    if isinstance(names, str):
-        names = list(TARGETS) if names == "all" else [names]
     rep = Reproducer(options)
-    return {n: rep.reproduce(n) for n in names}
+    return {n: rep.reproduce(n) for n in target_names(names)}

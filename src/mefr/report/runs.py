@@ -20,7 +20,7 @@ import yaml
 
 from mefr.model_inputs import flowset_serves
 from mefr.report.options import ReproduceError, ReproduceOptions
-from mefr.report.targets import EXPERIMENTS
+from mefr.report.targets import DEFAULT_PRESET, EXPERIMENTS
 
 if TYPE_CHECKING:
     from mefr.report.features import FeatureSource
@@ -204,8 +204,8 @@ class Runs:
         return not (EXPERIMENTS[experiment].real and flowset_serves(model))
 
     def preset_for(self, experiment: str) -> str:
-        """``--preset``, else the experiment's default preset."""
-        return self.options.preset or EXPERIMENTS[experiment].preset
+        """``--preset``, else :data:`~mefr.report.targets.DEFAULT_PRESET`."""
+        return self.options.preset or DEFAULT_PRESET
 
     def config_for(self, experiment: str, model: str) -> TrainConfig:
         """The training configuration of (experiment, model): preset, network, its
@@ -219,12 +219,12 @@ class Runs:
         return resolve_config(self.preset_for(experiment), None, over)
 
     def suffix(self, experiment: str) -> str:
-        """``-<preset>`` when the preset is not the experiment's default, ``-e<N>`` when
-        ``--epochs`` changes the preset's epochs."""
+        """``-<preset>`` when the preset is not the paper's for the experiment, ``-e<N>``
+        when ``--epochs`` changes the preset's epochs."""
         from mefr.train.config import PRESETS, TrainConfig
 
         preset = self.preset_for(experiment)
-        suffix = "" if preset == EXPERIMENTS[experiment].preset else f"-{preset}"
+        suffix = "" if preset == EXPERIMENTS[experiment].paper_preset else f"-{preset}"
         default_epochs = PRESETS[preset].get("epochs", TrainConfig.epochs)
         if self.options.epochs is not None and self.options.epochs != default_epochs:
             suffix += f"-e{self.options.epochs}"

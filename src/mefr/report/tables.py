@@ -13,7 +13,13 @@ Conventions
 * A cell measured on synthetic databases is marked ``†`` and the title says
   "(synthetic data)" when every measured cell is synthetic, "(partly synthetic data)"
   when some are: synthetic numbers test the pipeline, they are not comparable to the paper.
+  They are never averaged with real ones (:func:`average_cell`), and rows measured only
+  on synthetic data go to a table of their own (:attr:`ReportTable.supplement`) when the
+  others are real.
 * ``exact`` cells (e.g. parameter counts) are computed, not measured over seeds.
+* The title is short (paper-ready); ``source`` (data and hardware) and the notes are the
+  provenance: the Markdown prints them all, the LaTeX caption only the title and the
+  legend, with the provenance as comments beside the table.
 """
 
 from __future__ import annotations
@@ -33,6 +39,8 @@ from mefr.evaluate.metrics import COMPOSITE
 #: Status of a cell without a number.
 NOT_RUN = "not yet run"
 NOT_REPRODUCED = "not reproduced"
+#: Status of an average over real and synthetic cells (left empty).
+MIXED_DATA = "not averaged: real and synthetic cells"
 SYNTHETIC_MARK = "†"
 
 
@@ -102,9 +110,11 @@ class Row:
 class ReportTable:
     """A reproduced table of the paper.
 
-    ``title`` is the base title (the synthetic-data remark is added by
-    :attr:`full_title`); ``notes`` are caption lines (data source, hardware, protocol,
-    selection, how cells were computed).
+    ``title`` is the short title (the synthetic-data remark is added by
+    :attr:`full_title`); ``source`` names the data and hardware (``[...]``); ``notes``
+    are provenance lines (data source, hardware, protocol, selection, how cells were
+    computed). ``supplement`` holds the rows measured only on synthetic databases when
+    the others are real, rendered as a second table.
     """
 
     name: str
@@ -112,6 +122,8 @@ class ReportTable:
     columns: tuple[Column, ...]
     rows: tuple[Row, ...]
     notes: tuple[str, ...] = field(default_factory=tuple)
+    source: str = ""
+    supplement: ReportTable | None = None
 
     def cells(self) -> list[Cell]:
         return [r.cells[c.key] for r in self.rows for c in self.columns if c.key in r.cells]
@@ -126,13 +138,19 @@ class ReportTable:
         return "synthetic" if all(syn) else ("mixed" if any(syn) else "real")
 
     @property
-    def full_title(self) -> str:
+    def data_remark(self) -> str:
+        """`` (synthetic data)``, `` (partly synthetic data: ...)`` or ``""``."""
         kind = self.data_kind
         if kind == "synthetic":
-            return f"{self.title} (synthetic data)"
+            return " (synthetic data)"
         if kind == "mixed":
-            return f"{self.title} (partly synthetic data: cells marked {SYNTHETIC_MARK})"
-        return self.title
+            return f" (partly synthetic data: cells marked {SYNTHETIC_MARK})"
+        return ""
+
+    @property
+    def full_title(self) -> str:
+        """Title, source and data remark (the Markdown heading)."""
+        return f"{self.title}{' ' + self.source if self.source else ''}{self.data_remark}"
 
     def run_dirs(self) -> dict[str, list[str]]:
         """Run directory -> the labels of the rows with a cell read from it."""
@@ -199,9 +217,12 @@ def difference_cell(a: Cell, b: Cell) -> Cell:
 
 def average_cell(cells: Sequence[Cell], paper: float | None = None) -> Cell:
     """The mean over ``cells`` per seed (the seeds all of them have), e.g. Table 3's
-    "Average" column; empty (:data:`NOT_RUN`) unless every cell is measured."""
+    "Average" column; empty (:data:`NOT_RUN`) unless every cell is measured, and empty
+    (:data:`MIXED_DATA`) when real and synthetic cells would be averaged together."""
     if not cells or not all(c.measured for c in cells):
         return Cell(paper=paper, status=NOT_RUN)
+    if len({c.synthetic for c in cells}) > 1:
+        return Cell(paper=paper, status=MIXED_DATA)
     common = sorted(set.intersection(*(set(c.seeds) for c in cells)))
     if not common:
         return Cell(paper=paper, status="no common seed")
@@ -275,13 +296,15 @@ def to_markdown(table: ReportTable) -> str:
     if runs:
         lines += ["", "Run directories:", ""]
         lines += [f"- `{d}`: " + "; ".join(labels) for d, labels in runs.items()]
-    return "\n".join(lines) + "\n"
+    text = "\n".join(lines) + "\n"
+    return text + ("\n" + to_markdown(table.supplement) if table.supplement else "")
 
 
 def to_frame(table: ReportTable) -> pd.DataFrame:
-    """Tidy rows: one per (row, column) with ours mean / std / seeds, paper, data, run."""
+    """Tidy rows: one per (row, column) with ours mean / std / seeds, paper, data, run
+    (the supplement's rows after the table's, with the same ``table`` name)."""
     records = []
-    for r in table.rows:
+    for r in table.rows + (table.supplement.rows if table.supplement else ()):
         for c in table.columns:
             cell = r.cells.get(c.key, Cell())
             records.append({
@@ -320,8 +343,17 @@ def latex_escape(text: str) -> str:
     return "".join(_LATEX_ESCAPES.get(ch, ch) for ch in text).replace("->", r"$\rightarrow$")
 
 
-def to_latex(table: ReportTable) -> str:
-    """A booktabs ``table`` with a caption (title, legend, notes) and a label."""
+def latex_caption(table: ReportTable) -> str:
+    """The short caption: title, data remark and a one-line legend."""
+    legend = "Ours: mean ± s.d. over seeds (column Seeds); paper: the published value."
+    if table.data_kind in ("synthetic", "mixed"):
+        legend += f" {SYNTHETIC_MARK}: synthetic databases, not comparable with the paper."
+    return f"{table.title}{table.data_remark}. {legend}"
+
+
+def to_latex(table: ReportTable, label: str | None = None) -> str:
+    """A booktabs ``table`` with a short caption (:func:`latex_caption`) and a label; the
+    provenance (source, legend, notes) follows as ``%`` comments."""
     cols = table.columns
     spec = "l" + "rr" * len(cols) + "l"
     top = ["Model"] + [rf"\multicolumn{{2}}{{c}}{{{latex_escape(c.header)}}}" for c in cols]
@@ -336,13 +368,12 @@ def to_latex(table: ReportTable) -> str:
             cells += [latex_escape(format_ours(cell, c.digits)), _num(cell.paper, c.digits)]
         cells.append(latex_escape(_seeds_text(r, cols)))
         body.append(" & ".join(cells) + r" \\")
-    caption = " ".join([table.full_title + "."] + _legend(table) + list(table.notes))
     lines = [
         r"\begin{table}[t]",
         r"\centering",
         r"\small",
-        rf"\caption{{{latex_escape(caption)}}}",
-        rf"\label{{tab:mefr-{table.name}}}",
+        rf"\caption{{{latex_escape(latex_caption(table))}}}",
+        rf"\label{{tab:mefr-{label or table.name}}}",
         rf"\resizebox{{\linewidth}}{{!}}{{\begin{{tabular}}{{{spec}}}",
         r"\toprule",
         " & ".join(top) + r" \\",
@@ -354,7 +385,19 @@ def to_latex(table: ReportTable) -> str:
         r"\end{tabular}}",
         r"\end{table}",
     ]
-    return "\n".join(lines) + "\n"
+    provenance = [table.source] if table.source else []
+    lines += [f"% {latex_escape(' '.join(line.split()))}" for line in
+              (*provenance, *_legend(table), *table.notes)]
+    text = "\n".join(lines) + "\n"
+    if table.supplement:
+        text += "\n" + to_latex(table.supplement, f"{table.name}-synthetic")
+    return text
+
+
+def to_caption(table: ReportTable) -> str:
+    """The caption file of a figure: its full title (with data and hardware), the legend
+    and every note, one paragraph each."""
+    return "\n\n".join([table.full_title, *_legend(table), *table.notes]) + "\n"
 
 
 def write_table(table: ReportTable, out_dir: str | Path) -> dict[str, Path]:

@@ -14,6 +14,10 @@ from dataclasses import dataclass
 from mefr.evaluate.metrics import COMPOSITE
 from mefr.evaluate.protocols import CDMER_EXPERIMENTS
 
+#: The training preset of every run of the reports unless ``--preset`` says otherwise:
+#: mefr's one recipe (Adam 1e-4, batch 32, 100 epochs, lambda 0.85), the one
+#: results/README.md reports.
+DEFAULT_PRESET = "cde"
 #: What ``mefr reproduce NAME`` accepts (besides ``all``).
 TARGETS: tuple[str, ...] = (
     "table1", "table2", "table3", "table4", "table5", "table6", "table7", "table8",
@@ -21,9 +25,6 @@ TARGETS: tuple[str, ...] = (
 )
 DISPLAY = {COMPOSITE: "Composite", "smic_hs": "SMIC-HS", "casme2": "CASME II", "samm": "SAMM",
            "smic_vis": "SMIC-VIS", "smic_nir": "SMIC-NIR"}
-MODEL_NAMES = {"fr": "FR", "fr_fc": "FR-fc", "fr_concat": "FR-concatenated",
-               "basic_inception": "Basic Inception", "dual_inception": "Dual-Inception",
-               "off_apexnet": "OFF-ApexNet", "ststnet": "STSTNet"}
 
 
 # =========================================================================== experiments
@@ -33,9 +34,11 @@ class Experiment:
 
     ``protocol`` is the runner's (:data:`mefr.evaluate.protocols.PROTOCOLS`), ``labels``
     the label protocol (:mod:`mefr.data.labels`), ``databases`` the synthetic databases
-    it needs, ``real`` whether the composite flow set can serve it, ``preset`` its
-    default training preset (Section 6: CDE with mefr's ``cde``; CDMER and single
-    databases with the paper's ``paper_single``).
+    it needs, ``real`` whether the composite flow set can serve it. ``paper_preset`` is
+    the training preset of Section 6 of the paper for it (CDE: mefr's ``cde``; CDMER
+    and single databases: ``paper_single``, which does not train on SMIC-HS); its run
+    directories carry no preset suffix, those of any other preset ``-<preset>``. The
+    reports train every experiment with :data:`DEFAULT_PRESET` unless told otherwise.
     """
 
     key: str
@@ -43,7 +46,7 @@ class Experiment:
     labels: str
     databases: tuple[str, ...]
     real: bool
-    preset: str
+    paper_preset: str
     description: str
 
 
