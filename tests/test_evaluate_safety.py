@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
-from test_evaluate_rundir import CLASSES, Engine, run
+from test_evaluate_rundir import CLASSES, Engine, features, run
 
 from mefr.evaluate.rundir import RunDirError
 from mefr.evaluate.runner import RunInterrupted
@@ -51,13 +51,24 @@ def test_disk_full_names_the_file_and_keeps_what_finished(tmp_path: Path,
     assert len(res.trained) == 3 and len(res.skipped) == 2
 
 
+def test_probabilities_that_are_not_probabilities_are_refused_before_writing(
+        tmp_path: Path) -> None:
+    def scores(x, y, jobs, config, num_classes, on_result=None, **_):
+        for job in jobs:
+            on_result(job.key, np.full((len(job.test_idx), num_classes), 2.0), {})
+
+    with pytest.raises(RunDirError, match="not in \\[0, 1\\] or a row does not sum to 1"):
+        run(tmp_path, scores)
+    assert not list((tmp_path / "folds").rglob("*.csv"))
+
+
 def test_ctrl_c_says_what_was_kept_and_how_to_resume(tmp_path: Path) -> None:
     with pytest.raises(RunInterrupted) as e:
         run(tmp_path, Engine(interrupt_after=2), seeds="0-1")
     err = e.value
     assert isinstance(err, KeyboardInterrupt)  # still stops a caller that does not catch it
     assert (err.kept, err.total, err.trained) == (2, 10, 2)
-    assert str(err) == (f"interrupted: 2 of 10 folds are finished and kept in {tmp_path} (2 "
+    assert str(err) == (f"2 of 10 folds are finished and kept in {tmp_path} (2 "
                         "trained by this run); run the same command again to resume "
                         "(finished folds are not trained again)")
     assert len(list((tmp_path / "folds").rglob("*.csv"))) == 2
@@ -66,6 +77,25 @@ def test_ctrl_c_says_what_was_kept_and_how_to_resume(tmp_path: Path) -> None:
     assert len(engine.trained) == 8 and len(res.skipped) == 2
     whole = run(tmp_path / "whole", seeds="0-1")
     pd.testing.assert_frame_equal(res.predictions, whole.predictions)
+
+
+def test_mefr_evaluate_prints_what_ctrl_c_kept_without_a_traceback(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    from mefr.cli import main
+    from mefr.preprocess.sources import FEATURE_LOADERS, register_feature_loader
+
+    engine = Engine(interrupt_after=3)
+    monkeypatch.setattr("mefr.train.engine.train_group", engine)
+    register_feature_loader("safety_test", lambda _path: features())
+    try:
+        status = main(["evaluate", "--features", "safety_test:-", "--protocol", "loso",
+                       "--set", "epochs=1", "--run-dir", str(tmp_path), "--no-progress"])
+    finally:
+        del FEATURE_LOADERS["safety_test"]
+    err = capsys.readouterr().err
+    assert status == 130 and "Traceback" not in err
+    assert f"interrupted: 3 of 5 folds are finished and kept in {tmp_path}" in err
+    assert "run the same command again to resume" in err
 
 
 # ----------------------------------------------------------------------------- warnings

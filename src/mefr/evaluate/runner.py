@@ -19,8 +19,9 @@ resume; an I/O error names its file and what was kept.
 
 The model evaluated in a fold is the last-epoch one, or the one whose epoch was chosen
 on an inner validation split of the *training* subjects: nothing ever looks at the test
-fold. The runner prints nothing: it logs to ``logging.getLogger("mefr.evaluate.runner")``
-and :meth:`RunResult.summary` holds the text a caller shows.
+fold. The runner logs to ``logging.getLogger("mefr.evaluate.runner")`` and
+:meth:`RunResult.summary` holds the text a caller shows; it prints that text too only
+while the :data:`PRINT_SUMMARY` shim is on (until the CLI prints it).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from mefr.data.flowset import select_channels
 from mefr.data.table import features_fingerprint, group_key, sample_key
 from mefr.evaluate.executors import accepts_keyword
 from mefr.evaluate.protocols import Fold, build_jobs, job_key, parse_seeds, protocol_folds
-from mefr.evaluate.rundir import RunDir, RunDirError
+from mefr.evaluate.rundir import PROBABILITY_TOLERANCE, RunDir, RunDirError
 from mefr.evaluate.summary import (
     RunWarning,
     compute_metrics,
@@ -81,7 +82,8 @@ def __getattr__(name: str) -> Any:
 
 
 class RunInterrupted(KeyboardInterrupt):
-    """Ctrl-C (SIGINT) stopped :func:`run_protocol`; the message says what is kept.
+    """Ctrl-C (SIGINT) stopped :func:`run_protocol`; the message says what is kept and
+    how to resume (``mefr`` prints it after ``interrupted:``).
 
     Attributes: ``run_dir``, ``kept`` (finished folds on disk), ``total`` (folds of the
     run), ``trained`` (folds this call trained before it stopped).
@@ -90,7 +92,7 @@ class RunInterrupted(KeyboardInterrupt):
     def __init__(self, run_dir: Path, kept: int, total: int, trained: int) -> None:
         self.run_dir, self.kept, self.total, self.trained = run_dir, kept, total, trained
         super().__init__(
-            f"interrupted: {kept} of {total} folds are finished and kept in {run_dir} "
+            f"{kept} of {total} folds are finished and kept in {run_dir} "
             f"({trained} trained by this run); run the same command again to resume "
             "(finished folds are not trained again)")
 
@@ -194,6 +196,10 @@ def _check_probs(key: str, probs: Any, n: int, k: int) -> np.ndarray:
         raise RunDirError(f"job {key}: probabilities of shape {p.shape}, expected ({n}, {k})")
     if not np.isfinite(p).all():
         raise RunDirError(f"job {key}: probabilities contain NaN or inf")
+    tol = PROBABILITY_TOLERANCE
+    if (p < -tol).any() or (p > 1 + tol).any() or (np.abs(p.sum(axis=1) - 1) > tol).any():
+        raise RunDirError(f"job {key}: the engine's probabilities are not in [0, 1] or a row "
+                          "does not sum to 1")
     return p
 
 
