@@ -193,8 +193,10 @@ def test_every_network_round_trips(tmp_path, name):
     model.init_models([1])
     model.eval()
     kwargs = {k: v for k, v in model.config.items() if k != "num_classes"}
+    channels = list(MODELS[name].channels)
     h = header_for(name, network={"name": name, "num_classes": 3, "kwargs": kwargs,
-                                  "detectors": False})
+                                  "detectors": False},
+                   input={"channels": channels, "size": 28, "feature_channels": channels})
     path = save_model_file(tmp_path / f"{name}.safetensors", model.state_dict(), h)
     tensors, header = load_model_file(path)
     net = header["network"]

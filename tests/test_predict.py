@@ -317,7 +317,7 @@ def test_parse_source():
     assert parse_source("casme2:/d/CASME2") == ("casme2", Path("/d/CASME2"))
     assert parse_source("flowset:C:/x") == ("flowset", Path("C:/x"))
     with pytest.raises(ValueError, match="SCHEME:PATH"):
-        parse_source("casme3:/d")
+        parse_source("nosuchdb:/d")
 
 
 def test_training_checks_channels(trained):

@@ -36,6 +36,12 @@ Errors (:class:`ModelFileError`; the model is refused):
 * not a safetensors file, no ``mefr_model`` metadata, a ``format`` other than
   ``mefr-model``, or a ``format_version`` other than :data:`FORMAT_VERSION`;
 * header fields missing or of the wrong type; weights that do not fit the network;
+* a size out of bounds or inconsistent (:func:`check_sizes`: ``input.size`` and
+  ``preprocess.settings.size`` at most :data:`MAX_INPUT_SIDE` and equal, the network's
+  ``input_size`` and channel count equal to the input's, every weight of the shape the
+  header's network has): checked before anything is allocated;
+* weights that are not finite (NaN or infinite: a model that diverged); such weights are
+  never written either (:func:`check_finite`);
 * preprocessing settings this mefr does not know (made by another mefr's preprocessing);
 * *version errors* (``strict=False`` turns these into warnings): an OpenCV whose
   major.minor differs from the one the training features were made with (TV-L1, image
@@ -53,15 +59,17 @@ from __future__ import annotations
 import json
 import os
 import re
+import tempfile
 import warnings
 from collections.abc import Mapping
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from mefr._env import mefr_version, opencv_version, package_version  # noqa: F401 - re-exported
-from mefr._io import atomic_file, json_default
+from mefr.models.base import GroupNet
+from mefr.models.registry import create_model
 
 FORMAT_NAME = "mefr-model"
 FORMAT_VERSION = 1
@@ -80,6 +88,13 @@ REQUIRED_FIELDS: dict[str, type] = {
 }
 
 
+#: Largest network input side and face-crop side a header may ask for (pixels).
+MAX_INPUT_SIDE = 1024
+MAX_FACE_SIDE = 4096
+#: Most classes a header may name.
+MAX_CLASSES = 1000
+
+
 class ModelFileError(ValueError):
     """A model file cannot be used: unreadable, foreign, tampered or incompatible."""
 
@@ -89,6 +104,27 @@ class VersionMismatchWarning(UserWarning):
 
 
 # --------------------------------------------------------------------------- versions
+def package_version(dist: str) -> str | None:
+    """The installed version of distribution ``dist`` (``None`` when not installed)."""
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def opencv_version() -> str:
+    """The version of the OpenCV in use (``cv2.__version__``)."""
+    import cv2
+
+    return str(cv2.__version__)
+
+
+def mefr_version() -> str:
+    from mefr import __version__
+
+    return __version__
+
+
 def version_tuple(text: str | None) -> tuple[int, ...]:
     """``"5.0.0.93"`` -> ``(5, 0, 0, 93)``; the leading numeric parts only (``()`` for None)."""
     if not text:
@@ -168,6 +204,18 @@ def check_compatibility(header: Mapping[str, Any], source: str, strict: bool = T
 
 
 # --------------------------------------------------------------------------- header
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, tuple | set):
+        return list(obj)
+    if hasattr(obj, "item"):  # numpy / torch scalars
+        return obj.item()
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+
+
 def validate_header(header: Any, source: str) -> dict[str, Any]:
     """Check the format name, the format version and the required fields of a header."""
     if not isinstance(header, dict):
@@ -202,13 +250,101 @@ def validate_header(header: Any, source: str) -> dict[str, Any]:
         raise ModelFileError(f"{source}: header 'input.channels' is missing or empty")
     if not isinstance(header["preprocess"].get("settings"), dict):
         raise ModelFileError(f"{source}: header 'preprocess.settings' is missing")
+    check_sizes(header, source)
     return header
+
+
+def _is_int(value: Any, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def check_sizes(header: Mapping[str, Any], source: str) -> None:
+    """Refuse a header whose sizes are out of bounds or disagree with each other.
+
+    ``network.num_classes`` in 1..:data:`MAX_CLASSES`; ``input.size`` in
+    1..:data:`MAX_INPUT_SIDE`, equal to ``preprocess.settings.size`` and to the network's
+    ``input_size`` where they are given; ``preprocess.settings.face_size`` None or in
+    8..:data:`MAX_FACE_SIDE`; the network's ``in_channels`` (where given) the number of
+    ``input.channels``. The weights' shapes are checked against the network by
+    :func:`build_network`.
+    """
+    net, inp = header["network"], header["input"]
+    settings = header["preprocess"]["settings"]
+    kwargs = net["kwargs"]
+    if not _is_int(net["num_classes"], 1, MAX_CLASSES):
+        raise ModelFileError(f"{source}: header 'network.num_classes' {net['num_classes']!r} "
+                             f"is not a class count in 1..{MAX_CLASSES}")
+    size = inp.get("size")
+    if not _is_int(size, 1, MAX_INPUT_SIDE):
+        raise ModelFileError(f"{source}: header 'input.size' {size!r} is not a side in "
+                             f"1..{MAX_INPUT_SIDE} pixels")
+    for where, value in (("preprocess.settings.size", settings.get("size", size)),
+                         ("network.kwargs.input_size", kwargs.get("input_size", size))):
+        if value != size:
+            raise ModelFileError(f"{source}: header '{where}' {value!r} does not match "
+                                 f"'input.size' {size}")
+    face = settings.get("face_size")
+    if face is not None and not _is_int(face, 8, MAX_FACE_SIDE):
+        raise ModelFileError(f"{source}: header 'preprocess.settings.face_size' {face!r} is "
+                             f"not None or a side in 8..{MAX_FACE_SIDE} pixels")
+    channels = kwargs.get("in_channels", len(inp["channels"]))
+    if channels != len(inp["channels"]):
+        raise ModelFileError(f"{source}: header 'network.kwargs.in_channels' {channels!r} does "
+                             f"not match the {len(inp['channels'])} 'input.channels'")
+
+
+def check_finite(tensors: Mapping[str, torch.Tensor], source: str) -> None:
+    """Raise :class:`ModelFileError` when a floating-point tensor holds NaN or infinity
+    (the weights of a model that diverged)."""
+    for name, t in tensors.items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            bad = "NaN" if bool(torch.isnan(t).any()) else "infinite values"
+            raise ModelFileError(
+                f"{source}: weight {name!r} holds {bad}: the model diverged in training and "
+                "cannot predict (retrain it, e.g. with a lower lr)")
+
+
+def build_network(header: Mapping[str, Any], tensors: Mapping[str, torch.Tensor],
+                  source: str) -> GroupNet:
+    """The network of a validated header with ``tensors`` loaded (a G = 1 model, eval mode).
+
+    The network is first built on the meta device (shapes only, nothing allocated) and
+    every weight's shape compared with the header's network, so a header with absurd
+    sizes is refused with a :class:`ModelFileError` instead of an allocation.
+    """
+    net = header["network"]
+    name, k, kwargs = net["name"], net["num_classes"], net["kwargs"]
+    try:
+        with torch.device("meta"):
+            shape_only = create_model(name, k, 1, **kwargs)
+    except (TypeError, ValueError, RuntimeError, OverflowError) as e:
+        raise ModelFileError(f"{source}: cannot build network {name!r} ({e})") from None
+    expected = {n: tuple(t.shape) for n, t in shape_only.state_dict().items()}
+    found = {n: tuple(t.shape) for n, t in tensors.items()}
+    missing, unexpected = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
+    wrong = [n for n in expected if n in found and found[n] != expected[n]]
+    if missing or unexpected or wrong:
+        parts = [f"missing {missing[:3]}" if missing else "",
+                 f"unexpected {unexpected[:3]}" if unexpected else "",
+                 (f"{wrong[0]!r} is {found[wrong[0]]}, the header's network needs "
+                  f"{expected[wrong[0]]}") if wrong else ""]
+        raise ModelFileError(f"{source}: the weights do not fit network {name!r}: "
+                             + "; ".join(p for p in parts if p))
+    for what, key, want in (("input.size", "input_size", header["input"]["size"]),
+                            ("input.channels", "in_channels", len(header["input"]["channels"]))):
+        if shape_only.config.get(key, want) != want:
+            raise ModelFileError(f"{source}: network {name!r} reads {key} "
+                                 f"{shape_only.config[key]}, the header's {what} says {want}")
+    model = create_model(name, k, 1, **kwargs)
+    model.load_state_dict(dict(tensors), strict=True)
+    return model.eval()
+
 
 
 def make_header(**fields: Any) -> dict[str, Any]:
     """A header with the format fields first, then ``fields`` (JSON-safe copies)."""
     base = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION}
-    return json.loads(json.dumps({**base, **fields}, default=json_default))
+    return json.loads(json.dumps({**base, **fields}, default=_json_default))
 
 
 # --------------------------------------------------------------------------- files
@@ -222,10 +358,18 @@ def save_model_file(
     from safetensors.torch import save_file
 
     out = Path(path)
-    head = validate_header(json.loads(json.dumps(header, default=json_default)), str(out))
+    head = validate_header(json.loads(json.dumps(header, default=_json_default)), str(out))
+    check_finite(tensors, f"{out}: refusing to save")
     flat = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
-    with atomic_file(out) as tmp:
-        save_file(flat, str(tmp), metadata={HEADER_KEY: json.dumps(head, sort_keys=False)})
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file(flat, tmp, metadata={HEADER_KEY: json.dumps(head, sort_keys=False)})
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return out
 
 
@@ -264,4 +408,5 @@ def load_model_file(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
         tensors = load_file(str(path))
     except Exception as e:  # noqa: BLE001
         raise ModelFileError(f"{path}: cannot read the weights ({type(e).__name__}: {e})") from None
+    check_finite(tensors, str(path))
     return tensors, header

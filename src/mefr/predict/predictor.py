@@ -18,13 +18,13 @@ import torch
 
 from mefr.modelfile import (
     ModelFileError,
+    build_network,
     check_compatibility,
     load_model_file,
     save_model_file,
     validate_header,
 )
 from mefr.models.base import GroupNet
-from mefr.models.registry import create_model
 from mefr.predict.explain import write_explanation
 from mefr.predict.inputs import PredictInput, PreparedClip, describe_input, prepare_input
 from mefr.predict.results import Prediction, explanation_name, failure
@@ -38,14 +38,6 @@ def _settings_of(header: Mapping[str, Any], source: str) -> PreprocessSettings:
         raise ModelFileError(
             f"{source}: the model's preprocessing settings cannot be used by this mefr ({e})"
         ) from None
-
-
-def _build_network(header: Mapping[str, Any], source: str) -> GroupNet:
-    net = header["network"]
-    try:
-        return create_model(net["name"], int(net["num_classes"]), 1, **net["kwargs"])
-    except (TypeError, ValueError) as e:
-        raise ModelFileError(f"{source}: cannot build network {net['name']!r} ({e})") from None
 
 
 class Predictor:
@@ -79,21 +71,30 @@ class Predictor:
         """Load a model file written by :meth:`save` (safetensors only; never unpickles).
 
         Raises :class:`~mefr.modelfile.ModelFileError` for a foreign or tampered file,
-        another format version, weights that do not fit, or (``strict``) a preprocessing
-        made with another OpenCV major.minor or mefr major version; warns
+        another format version, sizes out of bounds, weights that do not fit or are not
+        finite, or (``strict``) a preprocessing made with another OpenCV major.minor or
+        mefr major version; warns
         (:class:`~mefr.modelfile.VersionMismatchWarning`) for smaller version differences.
         """
         tensors, header = load_model_file(path)
         source = str(path)
         check_compatibility(header, source, strict=strict)
-        model = _build_network(header, source)
-        try:
-            model.load_state_dict(tensors, strict=True)
-        except RuntimeError as e:
-            raise ModelFileError(
-                f"{source}: the weights do not fit network {header['network']['name']!r}: {e}"
-            ) from None
+        model = build_network(header, tensors, source)
         return cls(model, header, source=source, device=device)
+
+    @classmethod
+    def from_pretrained(cls, name: str, strict: bool = True,
+                        device: str | torch.device = "cpu") -> Predictor:
+        """A model shipped with mefr, by name (``mefr models --pretrained`` lists them).
+
+        Offline: the weights are package files; their sha256 is checked against the
+        package's index before they are loaded (:mod:`mefr.predict.pretrained`). An unknown
+        name or another sha256 raises :class:`~mefr.predict.pretrained.PretrainedError` (a
+        :class:`~mefr.modelfile.ModelFileError`); the rest is :meth:`from_file`.
+        """
+        from mefr.predict.pretrained import pretrained_file
+
+        return cls.from_file(pretrained_file(name), strict=strict, device=device)
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the model file (safetensors weights + JSON header) to ``path``."""
