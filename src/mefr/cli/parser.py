@@ -26,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "mefr.cli.data",
     "mefr.cli.models",
     "mefr.cli.evaluate",
+    "mefr.cli.audit",
     "mefr.cli.report",
 )
 #: What plain ``mefr`` runs.

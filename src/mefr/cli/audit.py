@@ -1,0 +1,38 @@
+"""``mefr audit RUN_DIR...``: honest and test-selected (LEAKY) scores of finished runs."""
+
+from __future__ import annotations
+
+import argparse
+
+from mefr.cli.common import Command, error
+
+
+def _add_audit(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
+                   help="run directories with learning curves (mefr evaluate writes them)")
+    p.add_argument("--out", default="audit",
+                   help="folder for audit.md, audit_<run>.json and audit.png")
+    p.add_argument("--name", default="audit", help="file name stem of the outputs")
+
+
+def _run_audit(args: argparse.Namespace) -> int:
+    from mefr.evaluate.audit import AuditError
+    from mefr.evaluate.rundir import RunDirError
+    from mefr.report.audit_report import write_audit
+
+    try:
+        files = write_audit(args.run_dirs, args.out, args.name)
+    except (AuditError, RunDirError, OSError) as e:
+        return error(e)
+    print(files.tables[0].read_text(), end="")
+    print(f"wrote {', '.join(str(p) for p in (*files.tables, files.figure))}")
+    return 0
+
+
+COMMANDS = (
+    Command("audit", "honest vs test-selected (LEAKY) epochs of finished runs", _add_audit,
+            _run_audit,
+            description="Score the selections a reader meets in the literature on runs "
+            "with learning curves: honest (last epoch, inner validation, seed ensemble) "
+            "and LEAKY (the test fold chooses the epoch), each labelled in the table."),
+)

@@ -1,0 +1,384 @@
+"""How much a choice of epoch can move a score: honest and test-selected (LEAKY) readings
+of one run directory.
+
+A run directory with learning curves (``folds/seed<k>/<fold>.curves.npz``, written by
+the runner) holds each fold's test probabilities after every epoch. From them
+:func:`audit_run` scores the selections a reader meets in the literature, each labelled:
+
+* honest - nothing looks at a test fold:
+    - ``last epoch``: the model after the last epoch;
+    - ``inner validation``: the epoch chosen on held-out *training* subjects (runs with
+      ``select_epoch_by=inner_val`` only);
+    - ``ensemble of N seeds``: the evaluated models' probabilities averaged per clip;
+* LEAKY - the test fold chooses:
+    - ``best epoch for the protocol``: the one epoch whose pooled test predictions
+      score the best composite UF1 (Eq. 10);
+    - ``best epoch per subject, test accuracy``: for each test subject, the epoch with
+      its best accuracy (the selection of HTNet's and MMNet's public code);
+    - ``best epoch per subject, test loss``: the same by the lowest cross-entropy.
+
+Each selection is scored per seed (composite and per database, Eqs. 9-11, predictions
+pooled over folds) and reported as mean and sample standard deviation over seeds.
+Ties between epochs go to the earliest.
+
+>>> import numpy as np
+>>> probs = np.array([[[0.9, 0.1], [0.2, 0.8]],    # epoch 1: both clips right
+...                   [[0.4, 0.6], [0.3, 0.7]]])   # epoch 2: the first one wrong
+>>> best_epoch_per_subject(probs, np.array([0, 1]), "acc")
+0
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mefr.evaluate.metrics import COMPOSITE, metric_from_confusions, scores_by_dataset
+
+#: Database column order (the paper's Table 2).
+_ORDER: tuple[str, ...] = ("smic_hs", "casme2", "samm", "smic_vis", "smic_nir")
+METRICS: tuple[str, ...] = ("uf1", "uar", "acc")
+HONEST, LEAKY = "honest", "LEAKY"
+
+
+class AuditError(ValueError):
+    """A run directory cannot be audited (no curves, mixed epochs, unreadable files)."""
+
+
+@dataclass(frozen=True)
+class FoldRecord:
+    """One (seed, fold) of a run: its test clips and what was recorded about them.
+
+    ``test`` ``(E, T, K)`` are the probabilities after each epoch (None without
+    curves); ``evaluated`` ``(T, K)`` those of the evaluated model (the fold file).
+    """
+
+    seed: int
+    fold: str
+    index: np.ndarray
+    dataset: np.ndarray
+    subject: np.ndarray
+    label: np.ndarray
+    evaluated: np.ndarray
+    evaluated_epoch: int | None
+    test: np.ndarray | None
+    train_loss: np.ndarray | None
+
+
+@dataclass
+class AuditResult:
+    """The audit of one run: a long table of scores and the curves behind the figure.
+
+    ``scores`` has one row per (selection, database, metric) with ``mean``, ``std``,
+    ``seeds`` and the ``kind`` (honest / LEAKY); ``uf1_by_epoch`` ``(S, E)`` is the
+    composite UF1 of each seed after each epoch; ``train_loss`` ``(S, F, E)`` the
+    training loss of each fold; ``epochs`` what each selection chose.
+    """
+
+    run_dir: Path
+    model: str
+    protocol: str
+    seeds: tuple[int, ...]
+    class_names: tuple[str, ...]
+    scores: pd.DataFrame
+    uf1_by_epoch: np.ndarray
+    train_loss: np.ndarray
+    epochs: dict[str, str] = field(default_factory=dict)
+    reference: dict[str, float] | None = None
+
+    def cell(self, selection: str, database: str = COMPOSITE, metric: str = "uf1"
+             ) -> tuple[float, float | None]:
+        """``(mean, std)`` of one selection's metric on one database."""
+        row = self.scores[(self.scores["selection"] == selection)
+                          & (self.scores["database"] == database)
+                          & (self.scores["metric"] == metric)]
+        if row.empty:
+            raise KeyError(f"no {metric} of {selection!r} on {database!r}")
+        std = row["std"].iloc[0]
+        return float(row["mean"].iloc[0]), None if pd.isna(std) else float(std)
+
+    def markdown(self, title: str | None = None) -> str:
+        """The audit table: one row per selection, honest rows first, LEAKY labelled."""
+        return audit_markdown(self, title)
+
+
+# ----------------------------------------------------------------------------- numerics
+def best_epoch_per_subject(probs: np.ndarray, labels: np.ndarray, by: str) -> int:
+    """The 0-based epoch that a test-selected reading would keep for one subject.
+
+    ``probs`` ``(E, T, K)`` are the subject's test probabilities after each epoch;
+    ``by="acc"`` keeps the epoch of highest accuracy, ``by="loss"`` the lowest mean
+    cross-entropy. Ties go to the earliest epoch. This looks at the test labels: it is
+    the LEAKY selection that the audit measures, never one mefr uses.
+    """
+    if by == "acc":
+        return int(np.argmax((probs.argmax(-1) == labels).mean(-1)))
+    if by == "loss":
+        p = np.take_along_axis(probs.astype(np.float64), labels[None, :, None], axis=-1)[..., 0]
+        return int(np.argmin(-np.log(np.clip(p, 1e-7, 1.0)).mean(-1)))
+    raise ValueError(f"by must be 'acc' or 'loss', got {by!r}")
+
+
+def confusions_by_epoch(preds: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+    """Confusion matrices ``(E, K, K)`` of predictions ``(E, N)`` against ``labels``."""
+    e = preds.shape[0]
+    flat = labels[None, :] * k + preds
+    cms = np.zeros((e, k * k), dtype=np.int64)
+    for i in range(e):
+        cms[i] = np.bincount(flat[i], minlength=k * k)
+    return cms.reshape(e, k, k)
+
+
+def uf1_by_epoch(records: Sequence[FoldRecord], k: int) -> np.ndarray:
+    """Composite UF1 (Eq. 10) of one seed's pooled test predictions after each epoch."""
+    probs = np.concatenate([r.test for r in records], axis=1)  # (E, N, K)
+    labels = np.concatenate([r.label for r in records])
+    return metric_from_confusions(confusions_by_epoch(probs.argmax(-1), labels, k), "uf1")
+
+
+# ----------------------------------------------------------------------------- reading
+def read_audit_records(run_dir: str | Path) -> tuple[dict[str, Any], list[FoldRecord]]:
+    """The run's config.yaml and every finished (seed, fold) with its curves, if any."""
+    from mefr.evaluate import rundir as rd
+
+    run = rd.RunDir(run_dir)
+    config = run.config()
+    if not config:
+        raise AuditError(f"{run.path}: no config.yaml; not a run directory")
+    class_names = list(config.get("data", {}).get("class_names") or [])
+    records: list[FoldRecord] = []
+    for seed, fold, frame, info, curves in run.iter_folds(with_curves=True):
+        probs_cols = [f"p_{c}" for c in class_names]
+        missing = [c for c in probs_cols if c not in frame.columns]
+        if missing:
+            raise AuditError(f"{run.path}: fold {fold} of seed {seed} lacks columns {missing}")
+        epoch = info.get("evaluated_epoch") if info else None
+        records.append(FoldRecord(
+            seed=seed, fold=fold, index=frame["index"].to_numpy(),
+            dataset=frame["dataset"].astype(str).to_numpy(),
+            subject=frame["subject"].astype(str).to_numpy(),
+            label=frame["label"].to_numpy(dtype=np.int64),
+            evaluated=frame[probs_cols].to_numpy(dtype=np.float64),
+            evaluated_epoch=None if epoch is None else int(epoch),
+            test=None if curves is None else curves["test"].astype(np.float32),
+            train_loss=None if curves is None else curves["train_loss"].astype(np.float64),
+        ))
+    return config, records
+
+
+# ----------------------------------------------------------------------------- audit
+def audit_run(run_dir: str | Path, seeds: Sequence[int] | None = None,
+              reference: dict[str, float] | None = None) -> AuditResult:
+    """Score the honest and LEAKY selections of a run directory with learning curves.
+
+    Only seeds whose every fold has curves are audited (a seed trained before curves
+    existed is left out, with a warning). ``reference`` (e.g. the paper's
+    ``{"uf1": 0.7838, "uar": 0.7832}``) is carried into the table and the figure.
+
+    Raises :class:`AuditError` when no seed has curves.
+    """
+    config, records = read_audit_records(run_dir)
+    class_names = tuple(config["data"]["class_names"])
+    k = len(class_names)
+    train = config.get("train", {})
+    by_seed: dict[int, list[FoldRecord]] = {}
+    for r in records:
+        by_seed.setdefault(r.seed, []).append(r)
+    wanted = sorted(by_seed) if seeds is None else [int(s) for s in seeds]
+    n_folds = max((len(v) for v in by_seed.values()), default=0)
+    usable, left_out = [], []
+    for s in wanted:
+        recs = by_seed.get(s, [])
+        if len(recs) == n_folds and recs and all(r.test is not None for r in recs):
+            usable.append(s)
+        else:
+            left_out.append(s)
+    if left_out:
+        warnings.warn(f"{run_dir}: seeds {left_out} are incomplete or have no learning "
+                      "curves; the audit leaves them out", stacklevel=2)
+    if not usable:
+        raise AuditError(f"{run_dir}: no complete seed with learning curves (runs trained "
+                         "before mefr recorded curves have none; rerun with mefr >= 0.2)")
+    epochs_per_fold = {r.test.shape[0] for s in usable for r in by_seed[s]}  # type: ignore[union-attr]
+    if len(epochs_per_fold) != 1:
+        raise AuditError(f"{run_dir}: folds recorded different numbers of epochs "
+                         f"{sorted(epochs_per_fold)}")
+    n_epochs = epochs_per_fold.pop()
+    inner = train.get("select_epoch_by") == "inner_val"
+
+    per_seed: dict[str, list[dict[str, Any]]] = {}
+    chosen: dict[str, list[int]] = {}
+    for s in usable:
+        recs = sorted(by_seed[s], key=lambda r: r.fold)
+        labels = np.concatenate([r.label for r in recs])
+        datasets = np.concatenate([r.dataset for r in recs])
+        selections: dict[str, tuple[np.ndarray, list[int]]] = {}
+        selections["last epoch"] = (
+            np.concatenate([r.test[-1].argmax(-1) for r in recs]), [n_epochs])  # type: ignore[index]
+        if inner:
+            selections["inner validation"] = (
+                np.concatenate([r.evaluated.argmax(-1) for r in recs]),
+                [r.evaluated_epoch or n_epochs for r in recs])
+        curve = uf1_by_epoch(recs, k)
+        best = int(np.nanargmax(curve))
+        selections["best epoch for the protocol"] = (
+            np.concatenate([r.test[best].argmax(-1) for r in recs]), [best + 1])  # type: ignore[index]
+        for by, name in (("acc", "best epoch per subject, test accuracy"),
+                         ("loss", "best epoch per subject, test loss")):
+            preds, eps = [], []
+            for r in recs:
+                for subject in dict.fromkeys(zip(r.dataset, r.subject, strict=True)):
+                    m = (r.dataset == subject[0]) & (r.subject == subject[1])
+                    e = best_epoch_per_subject(r.test[:, m], r.label[m], by)  # type: ignore[index]
+                    eps.append(e + 1)
+                    p = np.empty(int(m.sum()), dtype=np.int64)
+                    p[:] = r.test[e][m].argmax(-1)  # type: ignore[index]
+                    preds.append((np.flatnonzero(m), p, r))
+            selections[name] = (_reassemble(recs, preds), eps)
+        for name, (pred, eps) in selections.items():
+            chosen.setdefault(name, []).extend(eps)
+            per_seed.setdefault(name, []).append(
+                {db: sc for db, sc in scores_by_dataset(labels, pred, datasets, k,
+                                                        order=_ORDER).items()})
+    rows = []
+    kinds = {"last epoch": HONEST, "inner validation": HONEST,
+             "best epoch for the protocol": LEAKY,
+             "best epoch per subject, test accuracy": LEAKY,
+             "best epoch per subject, test loss": LEAKY}
+    for name, seed_scores in per_seed.items():
+        rows.extend(_rows(name, kinds[name], seed_scores, len(usable)))
+    ens_name = f"ensemble of {len(usable)} seeds"
+    ens = ensemble_scores([r for s in usable for r in by_seed[s]], k)
+    rows.extend(_rows(ens_name, HONEST, [ens], 1))
+    scores = pd.DataFrame(rows)
+    scores["kind"] = pd.Categorical(scores["kind"], [HONEST, LEAKY])
+    epochs = {name: _epochs_note(v, n_epochs) for name, v in chosen.items()}
+    epochs[ens_name] = "each seed's evaluated model"
+    curves = np.stack([uf1_by_epoch(sorted(by_seed[s], key=lambda r: r.fold), k)
+                       for s in usable])
+    losses = np.stack([np.stack([r.train_loss for r in sorted(by_seed[s], key=lambda r: r.fold)])
+                       for s in usable])
+    return AuditResult(
+        run_dir=Path(run_dir), model=str(train.get("model", "?")),
+        protocol=str(config.get("protocol", "?")), seeds=tuple(usable),
+        class_names=class_names, scores=scores, uf1_by_epoch=curves, train_loss=losses,
+        epochs=epochs, reference=reference,
+    )
+
+
+def _reassemble(recs: Sequence[FoldRecord], parts: list[tuple[np.ndarray, np.ndarray, Any]]
+                ) -> np.ndarray:
+    """Per-subject predictions put back in the order of the folds' clips."""
+    out = {id(r): np.full(len(r.label), -1, dtype=np.int64) for r in recs}
+    for rows, pred, r in parts:
+        out[id(r)][rows] = pred
+    return np.concatenate([out[id(r)] for r in recs])
+
+
+def ensemble_scores(records: Sequence[FoldRecord], k: int) -> dict[str, Any]:
+    """Scores of the seeds' evaluated probabilities averaged per clip (an honest ensemble:
+    each member was chosen without the test fold, and so is their mean)."""
+    by_clip: dict[int, list[np.ndarray]] = {}
+    meta: dict[int, tuple[str, int]] = {}
+    for r in records:
+        for i, idx in enumerate(r.index):
+            by_clip.setdefault(int(idx), []).append(r.evaluated[i])
+            meta[int(idx)] = (str(r.dataset[i]), int(r.label[i]))
+    counts = {len(v) for v in by_clip.values()}
+    if len(counts) != 1:
+        raise AuditError(f"the seeds scored different clips ({sorted(counts)} members)")
+    order = sorted(by_clip)
+    mean = np.stack([np.mean(by_clip[i], axis=0) for i in order])
+    labels = np.array([meta[i][1] for i in order])
+    datasets = np.array([meta[i][0] for i in order], dtype=object)
+    return scores_by_dataset(labels, mean.argmax(-1), datasets, k, order=_ORDER)
+
+
+def _rows(name: str, kind: str, seed_scores: list[dict[str, Any]], n: int
+          ) -> list[dict[str, Any]]:
+    rows = []
+    for db in seed_scores[0]:
+        for m in METRICS:
+            values = np.array([getattr(s[db], m) for s in seed_scores], dtype=np.float64)
+            rows.append({
+                "selection": name, "kind": kind, "database": db, "metric": m,
+                "mean": float(np.nanmean(values)),
+                "std": float(np.nanstd(values, ddof=1)) if len(values) > 1 else np.nan,
+                "seeds": n,
+            })
+    return rows
+
+
+def _epochs_note(epochs: list[int], n_epochs: int) -> str:
+    a = np.asarray(epochs)
+    if (a == a[0]).all():
+        return f"{int(a[0])}"
+    return f"median {int(np.median(a))} (range {int(a.min())}-{int(a.max())} of {n_epochs})"
+
+
+# ----------------------------------------------------------------------------- output
+_NAMES = {COMPOSITE: "Composite", "smic_hs": "SMIC-HS", "casme2": "CASME II", "samm": "SAMM",
+          "smic_vis": "SMIC-VIS", "smic_nir": "SMIC-NIR"}
+
+
+def audit_markdown(result: AuditResult, title: str | None = None) -> str:
+    """The audit as a Markdown table with the kind of each selection in its own column."""
+    df = result.scores
+    dbs = list(dict.fromkeys(df["database"]))
+    head = (["Selection", "Kind", "Epoch(s) kept"]
+            + [f"{_NAMES.get(COMPOSITE)} {m.upper() if m != 'acc' else 'Acc'}" for m in METRICS]
+            + [f"{_NAMES.get(d, d)} {m.upper()}" for d in dbs if d != COMPOSITE
+               for m in ("uf1", "uar")])
+    lines = []
+    if title:
+        lines += [f"### {title}", ""]
+    lines += ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 3 + ["---:"] *
+                                                          (len(head) - 3)) + "|"]
+    order = sorted(dict.fromkeys(df["selection"]),
+                   key=lambda s: (df[df["selection"] == s]["kind"].iloc[0] == LEAKY,))
+    for sel in order:
+        kind = str(df[df["selection"] == sel]["kind"].iloc[0])
+        cells = [sel, f"**{kind}**" if kind == LEAKY else kind, result.epochs.get(sel, "")]
+        cells += [_fmt(*result.cell(sel, COMPOSITE, m)) for m in METRICS]
+        cells += [_fmt(*result.cell(sel, d, m)) for d in dbs if d != COMPOSITE
+                  for m in ("uf1", "uar")]
+        lines.append("| " + " | ".join(cells) + " |")
+    if result.reference:
+        ref = result.reference
+        cells = ["published figure", "(paper)", ""]
+        cells += [f"{ref[m]:.4f}" if m in ref else "" for m in METRICS]
+        cells += [f"{ref[f'{d}_{m}']:.4f}" if f"{d}_{m}" in ref else ""
+                  for d in dbs if d != COMPOSITE for m in ("uf1", "uar")]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", f"Run `{result.run_dir}` ({result.model}, protocol `{result.protocol}`), "
+              f"seeds {list(result.seeds)}: mean ± sample std over seeds (ensemble: one "
+              "value). **LEAKY** rows choose the epoch by looking at the test fold and are "
+              "shown only to compare with figures so obtained; honest rows look at no test "
+              "fold."]
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(mean: float, std: float | None) -> str:
+    if np.isnan(mean):
+        return "-"
+    return f"{mean:.4f}" if std is None else f"{mean:.4f} ± {std:.4f}"
+
+
+def audit_json(result: AuditResult) -> str:
+    """The audit's scores, epochs and seeds as JSON (beside the Markdown table)."""
+    payload = {
+        "run_dir": str(result.run_dir), "model": result.model, "protocol": result.protocol,
+        "seeds": list(result.seeds), "epochs": result.epochs, "reference": result.reference,
+        "scores": json.loads(result.scores.astype({"kind": str}).to_json(orient="records")),
+        "uf1_by_epoch_mean": np.nanmean(result.uf1_by_epoch, axis=0).round(6).tolist(),
+        "train_loss_median_by_epoch": np.median(result.train_loss, axis=1).mean(0)
+        .round(6).tolist(),
+    }
+    return json.dumps(payload, indent=2) + "\n"

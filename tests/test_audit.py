@@ -1,0 +1,173 @@
+"""mefr audit: honest and LEAKY selections of a run, against independent computations."""
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import accuracy_score, f1_score
+
+from mefr.data.flowset import FlowSet
+from mefr.evaluate.audit import (
+    LEAKY,
+    AuditError,
+    audit_run,
+    best_epoch_per_subject,
+)
+from mefr.evaluate.runner import run_protocol
+from mefr.train.config import TrainConfig
+
+EPOCHS, K = 6, 3
+CLASSES = ("negative", "positive", "surprise")
+
+
+def _features(n_subjects=6, per=5, seed=0):
+    rng = np.random.default_rng(seed)
+    rows = [{"dataset": ("casme2", "samm", "smic_hs")[s % 3], "subject": f"{s:02d}",
+             "clip": f"c{c}", "label": int(rng.integers(0, K))}
+            for s in range(n_subjects) for c in range(per)]
+    table = pd.DataFrame(rows)
+    x = rng.uniform(0, 1, (len(table), 2, 4, 4)).astype(np.float32)
+    return FlowSet(table=table, x=x, channels=("u", "v"), class_names=CLASSES)
+
+
+class CurveEngine:
+    """Reports random learning curves; the evaluated model is the last epoch's (or a
+    fixed 'inner-validation' epoch)."""
+
+    def __init__(self, evaluated_epoch=None):
+        self.evaluated_epoch = evaluated_epoch
+
+    def __call__(self, x, y, jobs, config, num_classes, groups=None, device="auto",
+                 on_result=None, progress=True, curves=False):
+        probs = {}
+        for job in jobs:
+            rng = np.random.default_rng(abs(hash(job.key)) % 2**32)
+            logits = rng.normal(size=(EPOCHS, len(job.test_idx), num_classes))
+            curve = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+            curve = curve.astype(np.float16)
+            e = self.evaluated_epoch or EPOCHS
+            p = curve[e - 1].astype(np.float64)
+            p /= p.sum(-1, keepdims=True)
+            info = {"evaluated_epoch": e}
+            if curves:
+                info["curves"] = {"test": curve, "train_loss": np.linspace(1, 0.1, EPOCHS),
+                                  "inner_val": np.zeros((EPOCHS, 0, num_classes), np.float16),
+                                  "inner_val_index": np.zeros(0, np.int64)}
+            probs[job.key] = p
+            on_result(job.key, p, info)
+        return SimpleNamespace(probs=probs, info={})
+
+
+def _run(tmp_path, seeds="0-2", **cfg):
+    config = TrainConfig(epochs=EPOCHS, **cfg)
+    return run_protocol(_features(), "cde", config, seeds, tmp_path / "run",
+                        train_fn=CurveEngine(3 if cfg else None), progress=False)
+
+
+def _curves_frame(run_dir: Path, seed: int) -> tuple[np.ndarray, pd.DataFrame]:
+    """Independently: every fold's curves of a seed, concatenated in fold-file order."""
+    frames, curves = [], []
+    for csv in sorted((run_dir / "folds" / f"seed{seed}").rglob("*.csv")):
+        frames.append(pd.read_csv(csv, dtype={"subject": str}))
+        with np.load(csv.with_name(csv.stem + ".curves.npz")) as z:
+            curves.append(z["test"].astype(np.float32))
+    return np.concatenate(curves, axis=1), pd.concat(frames, ignore_index=True)
+
+
+def test_each_selection_matches_an_independent_computation(tmp_path):
+    res = _run(tmp_path)
+    audit = audit_run(res.run_dir)
+    assert audit.seeds == (0, 1, 2)
+    last, best_protocol, per_subject_acc = [], [], []
+    for s in audit.seeds:
+        curve, frame = _curves_frame(res.run_dir, s)
+        y = frame["label"].to_numpy()
+        by_epoch = [f1_score(y, curve[e].argmax(-1), average="macro") for e in range(EPOCHS)]
+        last.append(by_epoch[-1])
+        best_protocol.append(max(by_epoch))
+        pred = np.empty(len(y), dtype=int)
+        for _, part in frame.groupby("subject"):
+            rows = part.index.to_numpy()
+            accs = [(curve[e, rows].argmax(-1) == y[rows]).mean() for e in range(EPOCHS)]
+            pred[rows] = curve[int(np.argmax(accs)), rows].argmax(-1)
+        per_subject_acc.append((accuracy_score(y, pred), f1_score(y, pred, average="macro")))
+        np.testing.assert_allclose(audit.uf1_by_epoch[list(audit.seeds).index(s)], by_epoch)
+    assert audit.cell("last epoch")[0] == pytest.approx(np.mean(last))
+    assert audit.cell("last epoch")[1] == pytest.approx(np.std(last, ddof=1))
+    # the last epoch is what the run evaluated, so its row is the run's own metrics
+    assert audit.cell("last epoch")[0] == pytest.approx(res.metrics["mean"]["composite"]["uf1"])
+    assert audit.cell("best epoch for the protocol")[0] == pytest.approx(np.mean(best_protocol))
+    acc = audit.cell("best epoch per subject, test accuracy", metric="acc")[0]
+    assert acc == pytest.approx(np.mean([a for a, _ in per_subject_acc]))
+    # choosing per test subject can only raise the pooled accuracy over any single epoch
+    assert acc >= audit.cell("last epoch", metric="acc")[0]
+    kinds = audit.scores.drop_duplicates("selection").set_index("selection")["kind"]
+    assert kinds["best epoch per subject, test loss"] == LEAKY
+    assert kinds["last epoch"] == "honest" and "inner validation" not in kinds
+
+
+def test_the_ensemble_averages_the_seeds_probabilities(tmp_path):
+    res = _run(tmp_path)
+    audit = audit_run(res.run_dir)
+    pred = pd.read_csv(res.run_dir / "predictions.csv")
+    p = pred.groupby(["dataset", "subject", "clip"])[[f"p_{c}" for c in CLASSES]].mean()
+    y = pred.groupby(["dataset", "subject", "clip"])["label"].first()
+    want = f1_score(y, p.to_numpy().argmax(1), average="macro")
+    value, std = audit.cell("ensemble of 3 seeds")
+    assert value == pytest.approx(want) and std is None
+
+
+def test_inner_validation_runs_get_their_own_honest_row(tmp_path):
+    res = _run(tmp_path, seeds="0", select_epoch_by="inner_val")
+    audit = audit_run(res.run_dir)
+    curve, frame = _curves_frame(res.run_dir, 0)
+    want = f1_score(frame["label"], curve[2].argmax(-1), average="macro")
+    assert audit.cell("inner validation")[0] == pytest.approx(want)
+    assert audit.epochs["inner validation"] == "3"
+    md = audit.markdown()
+    assert "**LEAKY**" in md and "| inner validation | honest | 3 |" in md
+
+
+def test_a_run_without_curves_is_refused_with_a_reason(tmp_path):
+    config = TrainConfig(epochs=EPOCHS)
+    run_protocol(_features(), "cde", config, "0", tmp_path / "run", train_fn=CurveEngine(),
+                 progress=False, curves=False)
+    with pytest.raises(AuditError, match="no complete seed with learning curves"), \
+            pytest.warns(UserWarning, match="no learning curves"):
+        audit_run(tmp_path / "run")
+
+
+def test_best_epoch_per_subject_breaks_ties_to_the_earliest_epoch():
+    probs = np.array([[[0.6, 0.4]], [[0.9, 0.1]], [[0.7, 0.3]]])
+    assert best_epoch_per_subject(probs, np.array([0]), "acc") == 0
+    assert best_epoch_per_subject(probs, np.array([0]), "loss") == 1
+
+
+def test_mefr_audit_writes_the_table_json_and_figure(tmp_path, capsys):
+    from mefr.cli import main
+
+    res = _run(tmp_path)
+    out = tmp_path / "audit"
+    assert main(["audit", str(res.run_dir), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "**LEAKY**" in printed and "ensemble of 3 seeds" in printed
+    assert (out / "audit.png").stat().st_size > 10_000
+    assert (out / "audit_run.json").is_file()
+    # no curves: a message, not a traceback
+    bare = tmp_path / "bare"
+    run_protocol(_features(), "cde", TrainConfig(epochs=EPOCHS), "0", bare,
+                 train_fn=CurveEngine(), progress=False, curves=False)
+    with pytest.warns(UserWarning):
+        assert main(["audit", str(bare), "--out", str(out)]) == 2
+    assert "no complete seed with learning curves" in capsys.readouterr().err
+
+
+def test_the_paper_reference_of_fr_is_table_2():
+    from mefr.report.audit_report import paper_reference
+
+    ref = paper_reference("fr")
+    assert ref["uf1"] == 0.7838 and ref["uar"] == 0.7832 and ref["samm_uf1"] == 0.7372
+    assert paper_reference("basic_inception") == {"uf1": 0.7360, "uar": 0.7391}
+    assert paper_reference("fr", "loso:smic_hs") is None
