@@ -7,6 +7,9 @@ import errno
 import json
 import os
 import re
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -87,6 +90,25 @@ def test_exclusive_lock_names_its_holder_and_is_removed(tmp_path: Path) -> None:
         assert holder.describe().startswith(f"pid {os.getpid()} on host {record['host']} since ")
     assert not path.exists()
     assert _io._holder_of("not json") == _io.LockHolder(None, None, None, None)
+
+
+def test_without_kernel_locks_the_recorded_pid_decides(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_io, "fcntl", None)  # as on Windows or a file system without locks
+    path = tmp_path / "x.lock"
+    live = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"],
+                            stdin=subprocess.PIPE)
+    try:
+        path.write_text(json.dumps({"pid": live.pid, "host": socket.gethostname()}))
+        with pytest.raises(_io.LockHeld, match=f"pid {live.pid} on host"):
+            with _io.exclusive_lock(path):
+                pass
+    finally:
+        live.stdin.close()
+        live.wait(timeout=60)
+    with _io.exclusive_lock(path):  # its holder has ended: taken over
+        assert json.loads(path.read_text())["pid"] == os.getpid()
+    assert not path.exists()
 
 
 # ----------------------------------------------------------------------------- _env

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import json
 import math
 import os
@@ -223,28 +224,49 @@ def _me() -> bytes:
     return json.dumps(record).encode()
 
 
+def _read_holder(fd: int) -> LockHolder:
+    os.lseek(fd, 0, os.SEEK_SET)
+    return _holder_of(os.read(fd, 4096).decode("utf-8", "replace"))
+
+
+def _kernel_lock(fd: int) -> bool | None:
+    """Take the kernel's lock on ``fd``: True, False when another process holds it, None
+    where there are no such locks (Windows, some network file systems: then the recorded
+    pid decides)."""
+    if fcntl is None:  # pragma: no cover - Windows
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    except OSError as e:
+        if e.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
+            raise
+        return None
+    return True
+
+
 def _acquire(path: Path) -> int:
     """Open and lock ``path``; the returned descriptor holds the lock."""
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-        try:
-            if fcntl is not None:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            else:  # pragma: no cover - no kernel lock: trust the recorded pid
-                holder = _holder_of(os.read(fd, 4096).decode("utf-8", "replace"))
-                if holder.host == socket.gethostname() and _alive(holder.pid):
-                    raise BlockingIOError
-        except BlockingIOError:
-            holder = _holder_of(os.pread(fd, 4096, 0).decode("utf-8", "replace"))
+        locked = _kernel_lock(fd)
+        if locked is None:  # no kernel lock: a live process of this host recorded holds it
+            holder = _read_holder(fd)
+            locked = not (holder.host == socket.gethostname() and holder.pid != os.getpid()
+                          and _alive(holder.pid))
+        if not locked:
+            holder = _read_holder(fd)
             os.close(fd)
-            raise LockHeld(path, holder) from None
+            raise LockHeld(path, holder)
         try:
             same = os.path.samestat(os.fstat(fd), os.stat(path))
         except FileNotFoundError:
             same = False
         if same:  # not a file its holder removed while we opened it
             os.ftruncate(fd, 0)
-            os.pwrite(fd, _me(), 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.write(fd, _me())
             return fd
         os.close(fd)
 
