@@ -122,7 +122,7 @@ def test_evaluate_epochs_sets_the_training_epochs(tmp_path, monkeypatch):
         seen["config"] = config
 
     monkeypatch.setattr("mefr.evaluate.runner.run_protocol", fake_run_protocol)
-    monkeypatch.setattr("mefr.evaluate.runner.load_features", lambda spec: object())
+    monkeypatch.setattr("mefr.preprocess.sources.load_features", lambda spec: object())
     assert main(["evaluate", "--features", "flowset:somewhere", "--epochs", "3",
                  "--run-dir", str(tmp_path / "run"), "--no-progress"]) == 0
     assert seen["config"].epochs == 3 and seen["config"].model == "fr"
@@ -134,7 +134,7 @@ def _stub_evaluate(monkeypatch, error: BaseException) -> None:
         raise error
 
     monkeypatch.setattr("mefr.evaluate.runner.run_protocol", stopped)
-    monkeypatch.setattr("mefr.evaluate.runner.load_features", lambda spec: object())
+    monkeypatch.setattr("mefr.preprocess.sources.load_features", lambda spec: object())
 
 
 def test_ctrl_c_says_what_was_kept_and_exits_130(tmp_path, monkeypatch, capsys):

@@ -13,7 +13,7 @@ import pytest
 
 from mefr.report import paper as P
 from mefr.report.figures import confusion_figure, row_percent, save_figure, tsne_figure
-from mefr.report.runs import describe_environment, describe_run_hardware
+from mefr.report.runs import describe_run_hardware
 from mefr.report.tables import (
     Cell,
     Column,
@@ -250,13 +250,6 @@ def test_latex_is_a_booktabs_table_with_escaped_text(tmp_path):
     assert all(p.is_file() and p.stem == "table2" for p in paths.values())
 
 
-def test_hardware_line_from_config_environment():
-    gpu = {"environment": {"device": "cuda", "gpus": ["NVIDIA H200"], "cpus": 16}}
-    cpu = {"environment": {"device": "cpu", "machine": "x86_64", "cpus": 2}}
-    assert describe_environment(gpu) == "NVIDIA H200"
-    assert describe_environment(cpu) == "CPU (x86_64, 2 cores)"
-
-
 def test_hardware_by_seed_from_the_fold_infos(tmp_path):
     """A run created on a GPU and resumed on a CPU names each machine with its seeds;
     folds written before the engine recorded a device count as the creating machine."""
@@ -272,11 +265,12 @@ def test_hardware_by_seed_from_the_fold_infos(tmp_path):
         fold(seed, "sub01", {"device": "cpu (x86_64, 2 cores)"})
     fold(3, "sub01", {"device": "cuda (NVIDIA H100 80GB HBM3)"})
     fold(3, "sub02", {"device": "cpu (x86_64, 2 cores)"})  # resumed elsewhere
-    assert describe_run_hardware(tmp_path, gpu, [0, 1, 2, 3, 4]) == (
+    (tmp_path / "config.yaml").write_text(json.dumps(gpu))  # JSON is YAML
+    assert describe_run_hardware(tmp_path, [0, 1, 2, 3, 4]) == (
         "NVIDIA H200 (seed 0), CPU (x86_64, 2 cores) (seeds 1-2, 4), "
         "NVIDIA H100 80GB HBM3 + CPU (x86_64, 2 cores) (seed 3)")
-    assert describe_run_hardware(tmp_path, gpu, [0]) == "NVIDIA H200"
-    assert describe_run_hardware(tmp_path, gpu, [1, 2]) == "CPU (x86_64, 2 cores)"
+    assert describe_run_hardware(tmp_path, [0]) == "NVIDIA H200"
+    assert describe_run_hardware(tmp_path, [1, 2]) == "CPU (x86_64, 2 cores)"
 
 
 # --------------------------------------------------------------------------- figures

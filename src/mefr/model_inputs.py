@@ -98,4 +98,4 @@ def labels_for_protocol(protocol: str) -> str:
     >>> labels_for_protocol("cdmer:3"), labels_for_protocol("loso:casme2")
     ('cdmer', 'cde')
     """
-    return "cdmer" if protocol.split(":", 1)[0] == "cdmer" else "cde"
+    return "cdmer" if protocol == "cdmer" or protocol.startswith("cdmer:") else "cde"

@@ -59,6 +59,15 @@ def warn(message: object) -> None:
     print(f"warning: {message}", file=sys.stderr)
 
 
+def print_summary(result: Any) -> None:
+    """Print a :class:`~mefr.evaluate.runner.RunResult`'s summary (its table and what was
+    trained), unless the runner still prints it itself."""
+    from mefr.evaluate import runner
+
+    if result is not None and not getattr(runner, "PRINT_SUMMARY", False):
+        print(result.summary(), end="")
+
+
 def split_list(text: str) -> list[str]:
     """``"uf1, uar"`` -> ``["uf1", "uar"]``."""
     return [t.strip() for t in text.split(",") if t.strip()]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mefr.cli.common import Command
+from mefr.cli.common import Command, print_summary
 
 
 def _add_demo(p: argparse.ArgumentParser) -> None:
@@ -35,6 +35,7 @@ def _run_demo(args: argparse.Namespace) -> int:
               f"to {out} (about {DEMO_DISK_MB} MB)")
     res = run_demo(out, model=args.model, epochs=args.epochs, seeds=args.seeds,
                    device=args.device, progress=not args.no_progress)
+    print_summary(res.run)
     print(f"{res.clips} synthetic clips ({res.failures} failed preprocessing); run directory: "
           f"{res.run.run_dir}")
     for stage, sec in res.seconds.items():

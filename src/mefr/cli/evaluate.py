@@ -12,6 +12,7 @@ from mefr.cli.common import (
     add_preprocess_options,
     add_training_options,
     error,
+    print_summary,
     settings_from_args,
     split_list,
     training_epilog,
@@ -66,15 +67,15 @@ def _add_evaluate(p: argparse.ArgumentParser) -> None:
 def _evaluation_features(args: argparse.Namespace, config: Any) -> tuple[Any, str]:
     """``--features`` loaded, or the ``--data`` databases read, labelled and preprocessed;
     with a description of the source (recorded in config.yaml)."""
-    from mefr.evaluate.runner import load_features
     from mefr.model_inputs import check_channels, check_flowset_serves, labels_for_protocol
     from mefr.predict import load_training_data
+    from mefr.preprocess.sources import load_features, source_scheme
 
     if args.features:
         if args.labels:
             raise ValueError(f"--labels {args.labels} applies to --data; the labels of "
                              f"--features {args.features} are those it was stored with")
-        if args.features.startswith("flowset:"):
+        if source_scheme(args.features) == "flowset":
             check_flowset_serves(config.model, f"--features {args.features}")
         return load_features(args.features), args.features
     labels = args.labels or labels_for_protocol(args.protocol)
@@ -101,12 +102,13 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         config = resolve_config(args.preset, args.config, training_overrides(args))
         features, source = _evaluation_features(args, config)
         with make_executor(args.executor, **options) as executor:
-            run_protocol(features, args.protocol, config, args.seeds, args.run_dir,
-                         device=args.device, train_fn=executor, chunk=args.chunk,
-                         progress=not args.no_progress, data_source=source)
+            result = run_protocol(features, args.protocol, config, args.seeds, args.run_dir,
+                                  device=args.device, train_fn=executor, chunk=args.chunk,
+                                  progress=not args.no_progress, data_source=source)
     except (RunDirError, ExecutorError, ValueError, ImportError, ConnectionError,
             OSError) as e:
         return error(e)
+    print_summary(result)
     return 0
 
 

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from mefr.cli.common import Command, error
@@ -74,15 +78,33 @@ def _run_reproduce(args: argparse.Namespace) -> int:
     print(f"results      {Path(options.results).resolve()} (run directories)")
     print(f"report       {options.out_dir.resolve()}")
     rep, failed = Reproducer(options), 0
-    for name in target_names(args.name):
-        try:
-            paths = rep.reproduce(name)
-        except (ReproduceError, RunDirError, ValueError) as e:
-            error(e)
-            failed += 1
-            continue
-        print(f"{name}: " + ", ".join(str(p) for p in paths.values()))
+    with _shown(logging.getLogger("mefr.report.features")):
+        for name in target_names(args.name):
+            try:
+                for line, _ in rep.status_lines(name):
+                    print(line)
+                paths = rep.reproduce(name)
+            except (ReproduceError, RunDirError, ValueError) as e:
+                error(e)
+                failed += 1
+                continue
+            print(f"{name}: " + ", ".join(str(p) for p in paths.values()))
     return 2 if failed else 0
+
+
+@contextlib.contextmanager
+def _shown(logger: logging.Logger) -> Iterator[None]:
+    """Print ``logger``'s INFO messages (what the reports write) while the command runs."""
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def _reproduce_interrupted(args: argparse.Namespace) -> str:

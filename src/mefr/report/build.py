@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from mefr.evaluate.metrics import COMPOSITE
+from mefr.evaluate.rundir import RunDir
 from mefr.report import paper as P
 from mefr.report.notes import bootstrap_notes, provenance, run_notes, timing_notes
 from mefr.report.options import ReproduceError
@@ -87,7 +88,7 @@ def _cell(runs: Runs, row: RowSpec, col: ColumnSpec, paper: float | None
     try:
         cell = cell_from_metrics(out.metrics, db, col.metric, paper, where, ref.synthetic)
     except KeyError as e:
-        raise ReproduceError(f"{ref.run_dir}/metrics.json: {e}") from None
+        raise ReproduceError(f"{RunDir(ref.run_dir).metrics_path}: {e}") from None
     return cell, ref
 
 

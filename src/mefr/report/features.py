@@ -4,6 +4,7 @@ written once and preprocessed for each experiment's databases, labels and networ
 from __future__ import annotations
 
 import json
+import logging
 import os
 import warnings
 from pathlib import Path
@@ -16,6 +17,8 @@ from mefr.report.targets import EXPERIMENTS, Experiment
 
 if TYPE_CHECKING:
     from mefr.evaluate.runner import FeatureSetLike
+
+logger = logging.getLogger(__name__)
 
 #: The folder of each database under a ``mefr synth`` root.
 SYNTHETIC_DIRS = {"casme2": "casme2", "samm": "samm", "smic_hs": "smic", "smic_vis": "smic",
@@ -68,7 +71,7 @@ class FeatureSource:
                     "databases": list(SYNTHETIC_DATABASES)}
             have = json.loads(marker.read_text()) if marker.is_file() else None
             if have is None or have.get("spec") != want:
-                print(f"writing {spec.describe()} to {root}")
+                logger.info("writing %s to %s", spec.describe(), root)
                 written = write_synthetic_databases(
                     root, databases=SYNTHETIC_DATABASES, subjects=spec.subjects,
                     clips_per_subject=spec.clips, frames=spec.frames, size=spec.size,

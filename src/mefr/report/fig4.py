@@ -13,12 +13,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mefr._env import describe_device
 from mefr.models.registry import display_name
 from mefr.report import paper as P
 from mefr.report.figures import tsne_embedding, tsne_figure
 from mefr.report.notes import train_text
 from mefr.report.options import ReproduceError
-from mefr.report.runs import NOT_RUN, Runs, describe_fold_device
+from mefr.report.runs import NOT_RUN, Runs
 from mefr.report.tables import Cell, Column, ReportTable, Row
 
 #: The two panels: (tag, network, what its feature is).
@@ -91,7 +92,7 @@ def fig4(runs: Runs) -> tuple[ReportTable, Any]:
     data = "synthetic databases" if synthetic else "MEGC 2019 composite flow set"
     hardware = info["hardware"]
     if isinstance(hardware, str) and hardware.startswith(("cpu", "cuda")):
-        hardware = describe_fold_device(hardware)  # the engine's words -> the tables'
+        hardware = describe_device(hardware)  # the engine's words -> the tables'
     table = ReportTable(
         "fig4", title,
         (Column("acc", "test Acc"), Column("sil_tsne", "silhouette (t-SNE 2-D)"),

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from mefr.evaluate.rundir import RunDir
 from mefr.report.runs import RunOutcome, RunRef, Runs, describe_run_hardware, seed_hardware
 from mefr.report.tables import Row
 from mefr.report.targets import TableSpec
@@ -39,7 +40,7 @@ def provenance(refs: Sequence[RunRef], outcomes: dict[RunRef, RunOutcome]) -> st
         o = outcomes.get(r)
         if o is not None and o.config and o.metrics:
             seeds = [int(s) for s in o.metrics.get("seeds", [])]
-            for text in seed_hardware(o.ref.run_dir, o.config, seeds).values():
+            for text in seed_hardware(o.ref.run_dir, seeds).values():
                 hw.update(dict.fromkeys(text.split(" + ")))
     parts = [" + ".join(data)] if data else []
     if hw:
@@ -51,14 +52,16 @@ def provenance(refs: Sequence[RunRef], outcomes: dict[RunRef, RunOutcome]) -> st
 def run_hardware(out: RunOutcome) -> str:
     """The hardware of a finished run, by seed (see :func:`describe_run_hardware`)."""
     seeds = [int(s) for s in (out.metrics or {}).get("seeds", [])]
-    return describe_run_hardware(out.ref.run_dir, out.config or {}, seeds)
+    return describe_run_hardware(out.ref.run_dir, seeds)
 
 
 def _source_name(source: str) -> str:
     """``flowset:/any/where/megc2019-cde-flow`` -> ``flowset megc2019-cde-flow``: the data
     by name, not by the path of the machine that read it."""
-    scheme, sep, path = source.partition(":")
-    return f"{scheme} {Path(path.split(' (')[0]).name}" if sep else source
+    from mefr.preprocess.sources import split_source
+
+    scheme, path = split_source(source)
+    return f"{scheme} {Path(path.split(' (')[0]).name}" if scheme else source
 
 
 def run_notes(refs: Sequence[RunRef], runs: Runs) -> list[str]:
@@ -130,7 +133,7 @@ def bootstrap_notes(compared: Sequence[tuple[str, str, Row, Row]]) -> list[str]:
         if cb is None or not (ca.measured and cb.measured) or ca.synthetic != cb.synthetic:
             continue
         dirs = [Path(c.run_dir) for c in (ca, cb) if c.run_dir]
-        if len(dirs) != 2 or not all((d / "predictions.csv").is_file() for d in dirs):
+        if len(dirs) != 2 or not all(RunDir(d).predictions_path.is_file() for d in dirs):
             continue
         try:
             found = compare_runs(*dirs, databases=(COMPOSITE,), replicates=2000)

@@ -40,6 +40,7 @@ non-default synthetic size. Fig. 4 keeps its split, features and t-SNE in
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,9 @@ __all__ = [
     "run_status",
     "target_names",
 ]
+
+
+logger = logging.getLogger(__name__)
 
 
 class Reproducer:
@@ -133,12 +137,13 @@ class Reproducer:
         """Run what target ``name`` needs and write ``<out>/<name>.md/.csv/.tex`` (and
         ``.png`` with its ``.caption.txt`` for figures); return the paths written by
         suffix. Without training, a run that is not finished is an error (naming it)
-        unless ``allow_missing``."""
+        unless ``allow_missing``. Nothing is printed: the state of each run is logged
+        (``mefr.report.reproduce``, INFO) and returned by :meth:`status_lines`."""
         if name not in TARGETS:
             raise ReproduceError(f"unknown target {name!r}; known: {TARGETS} (or 'all')")
         lines = self.status_lines(name)
         for line, _ in lines:
-            print(line)
+            logger.info("%s", line)
         missing = [line.split(": ", 1)[1] for line, done in lines if not done]
         if missing and not (self.options.train or self.options.allow_missing):
             results = Path(self.options.results).resolve()

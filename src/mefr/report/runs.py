@@ -3,21 +3,20 @@
 :class:`Runs` names the run directory of each (experiment, network) under the options
 (``<results>[/synthetic[/<spec>]]/<experiment>/<model>[-<preset>][-e<epochs>]``, see
 ``results/README.md``), runs or resumes it through :func:`mefr.evaluate.runner.run_protocol`
-and keeps its :class:`RunOutcome`. The functions below are the reports' only readers of
-run directories (status, per-fold training seconds, the hardware of each seed).
+and keeps its :class:`RunOutcome`. The functions below read run directories for the
+reports, through :class:`mefr.evaluate.rundir.RunDir` (the one reader of their files):
+status, metrics, config, per-fold training seconds, the hardware of each seed.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import yaml
-
+from mefr._env import describe_environment
+from mefr.evaluate.rundir import NOT_RUN, RunDir
 from mefr.model_inputs import flowset_serves
 from mefr.report.options import ReproduceError, ReproduceOptions
 from mefr.report.targets import DEFAULT_PRESET, EXPERIMENTS
@@ -26,8 +25,8 @@ if TYPE_CHECKING:
     from mefr.report.features import FeatureSource
     from mefr.train.config import TrainConfig
 
-#: Status of a run (or cell) without a number.
-NOT_RUN = "not yet run"
+__all__ = ["NOT_RUN", "RunOutcome", "RunRef", "Runs", "describe_run_hardware", "fold_seconds",
+           "read_config", "read_metrics", "run_status", "seed_hardware", "seed_list"]
 
 
 @dataclass(frozen=True)
@@ -51,114 +50,34 @@ class RunOutcome:
 
 
 # =========================================================================== readers
-def read_yaml(path: Path) -> dict[str, Any] | None:
-    """A YAML file's mapping; None when the file is absent."""
-    if not path.is_file():
-        return None
-    try:
-        return yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ReproduceError(f"{path}: unreadable ({e})") from None
+# Every read of a run directory goes through mefr.evaluate.rundir.RunDir.
+def read_config(run_dir: Path) -> dict[str, Any] | None:
+    """A run's config.yaml; None when the run has none."""
+    return RunDir(run_dir).config()
 
 
 def read_metrics(run_dir: Path) -> dict[str, Any] | None:
     """A run's metrics.json; None when the run is not finished."""
-    path = Path(run_dir) / "metrics.json"
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
-def seed_dirs(run_dir: Path) -> dict[int, Path]:
-    """``{k: run_dir/folds/seed<k>}`` for every seed folder the runner has written."""
-    base = Path(run_dir) / "folds"
-    if not base.is_dir():
-        return {}
-    return {int(d.name[4:]): d for d in base.glob("seed*") if d.name[4:].isdigit()}
+    return RunDir(run_dir).metrics()
 
 
 def run_status(run_dir: Path) -> str:
-    """``complete, seeds [..]``, ``partial (n fold files)`` or ``not yet run``; a
-    complete run that is being extended adds ``; seed k partial (n fold files)`` for
-    each seed with fold files that ``metrics.json`` does not cover yet."""
-    per_seed = {k: sum(1 for _ in d.rglob("*.csv")) for k, d in seed_dirs(run_dir).items()}
-    metrics = Path(run_dir) / "metrics.json"
-    if metrics.is_file():
-        seeds = json.loads(metrics.read_text()).get("seeds", [])
-        extra = "".join(f"; seed {k} partial ({n} fold files)"
-                        for k, n in sorted(per_seed.items()) if k not in seeds and n)
-        return f"complete, seeds {seeds}{extra}"
-    n = sum(per_seed.values())
-    return f"partial ({n} fold files)" if n else NOT_RUN
-
-
-def _fold_infos(run_dir: Path, seed: int, ordered: bool = True) -> list[dict[str, Any] | None]:
-    """The engine's report of every fold of a seed (``folds/seed<k>/**/<fold>.json``),
-    in path order (or the file system's); None for an unreadable one."""
-    out: list[dict[str, Any] | None] = []
-    paths = Path(run_dir, "folds", f"seed{seed}").rglob("*.json")
-    for path in sorted(paths) if ordered else paths:
-        try:
-            info = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            info = None
-        out.append(info if isinstance(info, dict) else None)
-    return out
+    """``complete, seeds [..]``, ``partial (n fold files)`` or ``not yet run``
+    (:meth:`mefr.evaluate.rundir.RunDir.status`)."""
+    return RunDir(run_dir).status()
 
 
 def fold_seconds(run_dir: Path) -> dict[int, float]:
-    """Mean training seconds per fold and seed: ``group_seconds / group_size`` of every
-    ``folds/seed<k>/**/<fold>.json`` the engine wrote (seeds without any: left out)."""
-    out: dict[int, float] = {}
-    for seed in sorted(seed_dirs(run_dir)):
-        secs = []
-        for info in _fold_infos(run_dir, seed, ordered=False):
-            try:
-                secs.append(float(info["group_seconds"]) / max(1, int(info["group_size"])))
-            except (ValueError, KeyError, TypeError):
-                continue
-        if secs:
-            out[seed] = float(np.mean(secs))
-    return out
+    """Mean training seconds per fold and seed
+    (:meth:`~mefr.evaluate.rundir.RunDir.fold_seconds`)."""
+    return RunDir(run_dir).fold_seconds()
 
 
-def describe_environment(config: Mapping[str, Any]) -> str:
-    """A short hardware line from a run's config.yaml ``environment`` section."""
-    env = config.get("environment") or {}
-    gpus = env.get("gpus") or []
-    if env.get("device", "").startswith("cuda") or (env.get("device") == "auto" and gpus):
-        return ", ".join(dict.fromkeys(gpus)) or "CUDA GPU"
-    cpus = env.get("cpus")
-    machine = env.get("machine") or "CPU"
-    return f"CPU ({machine}, {cpus} cores)" if cpus else f"CPU ({machine})"
-
-
-def describe_fold_device(device: str) -> str:
-    """The engine's fold ``device`` (``cuda (NVIDIA H200)``, ``cpu (x86_64, 2 cores)``) in
-    the words of :func:`describe_environment` (``NVIDIA H200``, ``CPU (x86_64, 2 cores)``)."""
-    kind, _, detail = device.partition(" (")
-    detail = detail.rstrip(")")
-    if kind.startswith("cuda"):
-        return detail or "CUDA GPU"
-    return f"CPU ({detail})" if detail else "CPU"
-
-
-def seed_hardware(run_dir: str | Path, config: Mapping[str, Any],
-                  seeds: Sequence[int]) -> dict[int, str]:
-    """The hardware that trained each seed of a run directory.
-
-    Each fold's engine info (``folds/seed<k>/.../<fold>.json``) names its device; folds
-    written before the engine recorded it count as the machine in ``config.yaml``'s
-    ``environment`` (the one that created the run). A seed trained on several machines
-    (an interrupted run resumed elsewhere) lists them joined by `` + ``.
-    """
-    fallback = describe_environment(config)
-    out: dict[int, str] = {}
-    for seed in seeds:
-        found = []
-        for info in _fold_infos(Path(run_dir), int(seed)):
-            device = (info or {}).get("device")
-            found.append(describe_fold_device(device) if isinstance(device, str) else fallback)
-        out[int(seed)] = " + ".join(dict.fromkeys(found)) or fallback
-    return out
+def seed_hardware(run_dir: str | Path, seeds: Sequence[int]) -> dict[int, str]:
+    """The hardware that trained each seed of a run directory
+    (:meth:`~mefr.evaluate.rundir.RunDir.hardware`): each fold's device, the machine in
+    config.yaml for folds that recorded none, several machines joined by `` + ``."""
+    return RunDir(run_dir).hardware(seeds)
 
 
 def seed_list(seeds: Sequence[int]) -> str:
@@ -174,16 +93,16 @@ def seed_list(seeds: Sequence[int]) -> str:
     return f"seed{'s' if len(ordered) > 1 else ''} {text}"
 
 
-def describe_run_hardware(run_dir: str | Path, config: Mapping[str, Any],
-                          seeds: Sequence[int]) -> str:
+def describe_run_hardware(run_dir: str | Path, seeds: Sequence[int]) -> str:
     """One line naming the hardware of a run, by seed when the seeds differ:
     ``NVIDIA H200 (seed 0), CPU (x86_64, 2 cores) (seeds 1-2)``."""
-    per_seed = seed_hardware(run_dir, config, seeds)
+    per_seed = seed_hardware(run_dir, seeds)
     by_text: dict[str, list[int]] = {}
     for seed, text in per_seed.items():
         by_text.setdefault(text, []).append(seed)
     if len(by_text) <= 1:
-        return next(iter(by_text), describe_environment(config))
+        return next(iter(by_text), describe_environment((read_config(Path(run_dir)) or {})
+                                                        .get("environment")))
     return ", ".join(f"{text} ({seed_list(s)})" for text, s in by_text.items())
 
 
@@ -265,7 +184,7 @@ class Runs:
 
         if self.options.seeds is not None:
             return parse_seeds(self.options.seeds)
-        cfg = read_yaml(Path(run_dir) / "config.yaml")
+        cfg = read_config(Path(run_dir))
         return parse_seeds(cfg["seeds"]) if cfg and cfg.get("seeds") else (0,)
 
     def outcome(self, ref: RunRef) -> RunOutcome:
@@ -286,6 +205,6 @@ class Runs:
             metrics: dict[str, Any] | None = result.metrics
         else:
             metrics = read_metrics(run_dir)
-        out = RunOutcome(ref, metrics, read_yaml(run_dir / "config.yaml"), run_status(run_dir))
+        out = RunOutcome(ref, metrics, read_config(run_dir), run_status(run_dir))
         self.outcomes[ref] = out
         return out

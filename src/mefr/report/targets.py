@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from mefr.evaluate.metrics import COMPOSITE
 from mefr.evaluate.protocols import CDMER_EXPERIMENTS
+from mefr.evaluate.summary import DISPLAY_NAMES, METRIC_NAMES
 
 #: The training preset of every run of the reports unless ``--preset`` says otherwise:
 #: mefr's one recipe (Adam 1e-4, batch 32, 100 epochs, lambda 0.85), the one
@@ -23,8 +24,6 @@ TARGETS: tuple[str, ...] = (
     "table1", "table2", "table3", "table4", "table5", "table6", "table7", "table8",
     "fig3", "fig4",
 )
-DISPLAY = {COMPOSITE: "Composite", "smic_hs": "SMIC-HS", "casme2": "CASME II", "samm": "SAMM",
-           "smic_vis": "SMIC-VIS", "smic_nir": "SMIC-NIR"}
 
 
 # =========================================================================== experiments
@@ -69,7 +68,8 @@ def _experiments() -> dict[str, Experiment]:
     for e in CDMER_EXPERIMENTS:
         exps.append(Experiment(
             f"cdmer/exp{e.number:02d}", f"cdmer:{e.number}", "cdmer", _CDMER_DBS, False,
-            "paper_single", f"CDMER Exp.{e.number}: {DISPLAY[e.source]} -> {DISPLAY[e.target]}"))
+            "paper_single",
+            f"CDMER Exp.{e.number}: {DISPLAY_NAMES[e.source]} -> {DISPLAY_NAMES[e.target]}"))
     return {e.key: e for e in exps}
 
 
@@ -128,8 +128,7 @@ class TableSpec:
 
 
 def _db_cols(dbs: Sequence[str], metrics: Sequence[str]) -> tuple[ColumnSpec, ...]:
-    names = {"uf1": "UF1", "uar": "UAR", "acc": "Acc"}
-    return tuple(ColumnSpec(f"{d}.{m}", f"{DISPLAY[d]} {names[m]}", m, database=d)
+    return tuple(ColumnSpec(f"{d}.{m}", f"{DISPLAY_NAMES[d]} {METRIC_NAMES[m]}", m, database=d)
                  for d in dbs for m in metrics)
 
 
