@@ -358,3 +358,19 @@ def test_smic_hs_alone_on_the_real_flowset(tmp_path):
         assert not set(groups[job.test_idx]) & set(groups[job.train_idx])
     assert out.metrics["databases"] == ["composite", "smic_hs"]
     assert out.config["data"]["n"] == 442
+
+
+def test_fig4_split_is_the_engines_subject_split():
+    """One subject-split formula: Fig. 4 tests the subjects the engine's inner split would
+    hold out for the same job, and trains on the others."""
+    from mefr.report.fig4 import split_subjects
+    from mefr.train.jobs import Job, inner_split
+
+    groups = np.repeat([f"casme2/s{i:02d}" for i in range(10)], 2).astype(object)
+    train, test, subjects = split_subjects(groups, seed=3)
+    every = np.arange(len(groups))
+    fit, held = inner_split(Job("fig4", 3, every, every[:0]), groups, 0.5)
+    assert test.tolist() == sorted(held.tolist()) and train.tolist() == sorted(fit.tolist())
+    assert len(subjects) == 5 and not set(groups[test]) & set(subjects)
+    with pytest.raises(ReproduceError, match="two subjects"):
+        split_subjects(np.array(["casme2/s01"] * 3, dtype=object), seed=0)

@@ -31,18 +31,19 @@ PANELS: tuple[tuple[str, str, str], ...] = (
 
 def split_subjects(groups: Sequence[str], seed: int, fraction: float = 0.5
                    ) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Fig. 4's split: ``round(fraction * subjects)`` random subjects train, the others
-    test (the paper drew 34 of the composite's 68). Returns train rows, test rows and
-    the training subjects."""
+    """Fig. 4's split: ``round(fraction * subjects)`` subjects drawn with ``seed`` are
+    tested, the others train (the paper: 34 of the composite's 68 each). The draw is
+    the engine's subject split (:func:`mefr.train.jobs.inner_split`, whose held-out part
+    is the test part here). Returns train rows, test rows and the training subjects."""
+    from mefr.train.jobs import Job, inner_split
+
     g = np.asarray(groups, dtype=object).astype(str)
-    subjects = np.unique(g)
-    if subjects.size < 2:
-        raise ReproduceError(f"a subject split needs two subjects, got {subjects.tolist()}")
-    n = min(max(1, round(fraction * subjects.size)), subjects.size - 1)
-    chosen = np.random.default_rng(seed).choice(subjects, size=n, replace=False)
-    is_train = np.isin(g, chosen)
-    return (np.flatnonzero(is_train).astype(np.int64), np.flatnonzero(~is_train).astype(np.int64),
-            sorted(str(s) for s in chosen))
+    every = np.arange(len(g), dtype=np.int64)
+    train, test = inner_split(Job("fig4", int(seed), every, every[:0]), g, fraction)
+    if not len(test):
+        raise ReproduceError(f"a subject split needs two subjects, got {np.unique(g).tolist()}")
+    return (np.sort(train).astype(np.int64), np.sort(test).astype(np.int64),
+            sorted({str(s) for s in g[train]}))
 
 
 def fig4_done(run_dir: Path) -> bool:
