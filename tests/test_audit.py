@@ -171,3 +171,31 @@ def test_the_paper_reference_of_fr_is_table_2():
     assert ref["uf1"] == 0.7838 and ref["uar"] == 0.7832 and ref["samm_uf1"] == 0.7372
     assert paper_reference("basic_inception") == {"uf1": 0.7360, "uar": 0.7391}
     assert paper_reference("fr", "loso:smic_hs") is None
+
+
+def test_an_ensemble_of_runs_weighs_each_network_equally(tmp_path):
+    from mefr.evaluate.audit import ensemble_of_runs
+
+    feats = _features()
+    a = run_protocol(feats, "cde", TrainConfig(epochs=EPOCHS), "0-2", tmp_path / "a",
+                     train_fn=CurveEngine(), progress=False, curves=False)
+    b = run_protocol(feats, "cde", TrainConfig(epochs=EPOCHS, model="basic_inception"), "5",
+                     tmp_path / "b", train_fn=CurveEngine(2), progress=False, curves=False)
+    cols = [f"p_{c}" for c in CLASSES]
+    keys = ["dataset", "subject", "clip"]
+    pa = a.predictions.groupby(keys)[cols].mean()
+    pb = b.predictions.groupby(keys)[cols].mean()
+    y = a.predictions.groupby(keys)["label"].first()
+    mean = (pa.to_numpy() + pb.loc[pa.index].to_numpy()) / 2
+    result = ensemble_of_runs([a.run_dir, b.run_dir])
+    assert result.scores["composite"].uf1 == pytest.approx(
+        f1_score(y, mean.argmax(1), average="macro"))
+    assert result.members[0]["composite"]["uf1"][0] == pytest.approx(
+        a.metrics["mean"]["composite"]["uf1"])
+    assert result.seeds == ((0, 1, 2), (5,))
+    assert "ensemble of 2 networks" in result.markdown()
+    other = _features(n_subjects=4)
+    c = run_protocol(other, "cde", TrainConfig(epochs=EPOCHS), "0", tmp_path / "c",
+                     train_fn=CurveEngine(), progress=False, curves=False)
+    with pytest.raises(AuditError, match="scored other clips"):
+        ensemble_of_runs([a.run_dir, c.run_dir])

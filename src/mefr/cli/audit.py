@@ -29,10 +29,38 @@ def _run_audit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_ensemble(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
+                   help="finished runs of the same protocol on the same clips")
+    p.add_argument("--out", default=None, help="also write the table to this Markdown file")
+
+
+def _run_ensemble(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from mefr.evaluate.audit import AuditError, ensemble_of_runs
+    from mefr.evaluate.rundir import RunDirError
+
+    try:
+        result = ensemble_of_runs(args.run_dirs)
+    except (AuditError, RunDirError, OSError) as e:
+        return error(e)
+    text = result.markdown()
+    print(text, end="")
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text)
+    return 0
+
+
 COMMANDS = (
     Command("audit", "honest vs test-selected (LEAKY) epochs of finished runs", _add_audit,
             _run_audit,
             description="Score the selections a reader meets in the literature on runs "
             "with learning curves: honest (last epoch, inner validation, seed ensemble) "
             "and LEAKY (the test fold chooses the epoch), each labelled in the table."),
+    Command("ensemble", "honest ensemble of finished runs: probabilities averaged per clip",
+            _add_ensemble, _run_ensemble,
+            description="Average the evaluated models' class probabilities per clip over "
+            "each run's seeds, then over the runs (one network each), and score the mean."),
 )
