@@ -179,3 +179,14 @@ def test_python_m_mefr_cli_runs(tmp_path):
     out = subprocess.run([sys.executable, "-m", "mefr.cli", "models"], capture_output=True,
                          text=True, check=True, cwd=tmp_path).stdout
     assert "lbptop_svm" in out and Path(tmp_path).is_dir()
+
+
+def test_ctrl_c_in_the_runner_prints_what_it_kept(tmp_path, monkeypatch, capsys):
+    from mefr.evaluate.runner import RunInterrupted
+
+    run = tmp_path / "run"
+    _stub_evaluate(monkeypatch, RunInterrupted(run, kept=3, total=10, trained=2))
+    rc = main(["evaluate", "--features", "flowset:x", "--run-dir", str(run), "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 130 and len(err) == 1
+    assert err[0].startswith(f"interrupted: 3 of 10 folds are finished and kept in {run}")

@@ -124,12 +124,14 @@ def settings_from_args(args: argparse.Namespace, model: str | None = None
 def training_epilog() -> str:
     """The ``--set`` keys and the presets, for the help of the training commands."""
     import dataclasses
+    import textwrap
 
     from mefr.train.config import PRESETS, TrainConfig
 
-    keys = ", ".join(f.name for f in dataclasses.fields(TrainConfig))
-    lines = ["--set KEY=VALUE keys (mefr.train.config.TrainConfig; values are YAML, e.g. "
-             "--set lr=1e-3 --set channels=[u,v]):", f"  {keys}", "", "presets (--preset):"]
+    keys = textwrap.fill(", ".join(f.name for f in dataclasses.fields(TrainConfig)),
+                         width=88, initial_indent="  ", subsequent_indent="  ")
+    lines = ["--set KEY=VALUE keys (mefr.train.config.TrainConfig; values are YAML,",
+             "e.g. --set lr=1e-3 --set channels=[u,v]):", keys, "", "presets (--preset):"]
     for name, settings in PRESETS.items():
         text = ", ".join(f"{k} {v}" for k, v in settings.items())
         lines.append(f"  {name:<13} {text}")

@@ -51,9 +51,9 @@ def build_parser(only: str | None | Sequence[str] = None) -> argparse.ArgumentPa
     full = set(cmds) if only is None else {only} if isinstance(only, str) else set(only)
     parser = argparse.ArgumentParser(
         prog="mefr", formatter_class=HelpFormatter,
-        description="Micro-expression recognition with Feature Refinement (FR). Plain "
+        description="Micro-expression recognition with Feature Refinement (FR).\nPlain "
         f"`mefr` runs `mefr {DEFAULT_COMMAND}`; `mefr COMMAND --help` shows a command's "
-        "options and their defaults.")
+        "options\nand their defaults.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, cmd in cmds.items():
         p = sub.add_parser(name, help=cmd.help, description=cmd.description or cmd.help,
