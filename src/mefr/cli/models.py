@@ -21,11 +21,23 @@ from mefr.cli.common import (
 def _add_models(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true",
                    help="print the networks' JSON (name, K, channels, exact parameter count)")
+    p.add_argument("--pretrained", action="store_true",
+                   help="list the trained models shipped with mefr (`mefr predict --model NAME`)")
+    p.add_argument("--card", metavar="NAME", default=None,
+                   help="print the model card of a shipped model")
 
 
 def _run_models(args: argparse.Namespace) -> int:
     from mefr.models.registry import HANDCRAFTED, model_specs
 
+    if args.pretrained or args.card:
+        from mefr.predict.pretrained import PretrainedError, listing, model_card
+
+        try:
+            print(model_card(args.card) if args.card else listing(as_json=args.json))
+        except PretrainedError as e:
+            return error(e)
+        return 0
     specs = model_specs()
     if args.json:
         print(json.dumps(specs, indent=2))
@@ -109,9 +121,13 @@ def _train_interrupted(args: argparse.Namespace) -> str:
 
 # --------------------------------------------------------------------------- predict
 def _add_predict(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", help="model file written by `mefr train`")
+    p.add_argument("model", nargs="?", default=None, metavar="MODEL_FILE",
+                   help="model file written by `mefr train` (omitted with --model)")
     p.add_argument("inputs", nargs="*", metavar="INPUT",
                    help="video files (.mp4, .avi...) or folders of numbered frames")
+    p.add_argument("--model", dest="model_name", metavar="NAME", default=None,
+                   help="a model shipped with mefr, by name (`mefr models --pretrained`), or "
+                   "a model file; then every positional argument is an INPUT")
     p.add_argument("--onset-apex", nargs=2, action="append", default=[],
                    metavar=("ONSET", "APEX"),
                    help="an onset and an apex image (repeatable; listed after the INPUTs)")
@@ -129,11 +145,22 @@ def _run_predict(args: argparse.Namespace) -> int:
     from mefr.modelfile import ModelFileError
     from mefr.predict import Predictor, format_table
 
-    inputs = list(args.inputs) + [tuple(pair) for pair in args.onset_apex]
+    positional = [a for a in (args.model, *args.inputs) if a is not None]
+    source = args.model_name
+    if source is None:
+        if not positional:
+            return error("no model: give a model file, or --model NAME for a shipped model "
+                         "(`mefr models --pretrained` lists them)")
+        source, positional = positional[0], positional[1:]
+    inputs = positional + [tuple(pair) for pair in args.onset_apex]
     if not inputs:
         return error("nothing to predict: give INPUT(s) or --onset-apex ONSET APEX")
     try:
-        predictor = Predictor.from_file(args.model, strict=not args.allow_version_mismatch)
+        from mefr.predict.pretrained import is_shipped_name
+
+        shipped = args.model_name is not None and is_shipped_name(source)
+        load = Predictor.from_pretrained if shipped else Predictor.from_file
+        predictor = load(source, strict=not args.allow_version_mismatch)
     except ModelFileError as e:
         return error(e)
     preds = predictor.predict(inputs, batch_size=args.batch_size, explain_dir=args.explain,
@@ -149,9 +176,11 @@ def _run_predict(args: argparse.Namespace) -> int:
 
 
 COMMANDS: tuple[Command, ...] = (
-    Command("models", "list the networks and their parameter counts", _add_models, _run_models),
+    Command("models", "list the networks and their parameter counts (--pretrained: the "
+            "shipped trained models)", _add_models, _run_models),
     Command("train", "fit one model on whole databases and write a model file (safetensors "
             "weights + JSON header)", _add_train, _run_train, _train_interrupted),
     Command("predict", "predict new clips (videos, frame folders, onset/apex pairs) with a "
-            "model file; optionally explain", _add_predict, _run_predict),
+            "model file or a shipped model (--model NAME); optionally explain", _add_predict,
+            _run_predict),
 )

@@ -32,6 +32,12 @@ Prediction (``mefr predict``)
     without frames, no face, ...) gets a :class:`Prediction` whose ``error`` names the
     input and the reason; the others are predicted.
 
+Shipped models (``mefr predict --model NAME``, ``mefr models --pretrained``)
+    :meth:`Predictor.from_pretrained` loads a model that ships inside the package by name
+    (``fr-megc2019``, ``off_apexnet-megc2019``), offline, after checking its sha256;
+    :func:`pretrained_names` lists them and :func:`model_card` gives a model's card
+    (:mod:`mefr.predict.pretrained`, ``docs/pretrained.md``).
+
 Explanations (``mefr predict --explain DIR``)
     FR's attention (Eqs. (2)-(3)) acts on the 1024-d shared feature vector, not on the
     image, so it cannot be drawn over the face. What can: the input gradient of each
@@ -52,6 +58,7 @@ from mefr.predict.inputs import (
     read_video,
 )
 from mefr.predict.predictor import Predictor
+from mefr.predict.pretrained import PretrainedError, model_card, pretrained_names
 from mefr.predict.results import Prediction, explanation_name, format_table
 from mefr.predict.training import (
     TrainingData,
@@ -68,6 +75,7 @@ __all__ = [
     "PreparedClip",
     "Prediction",
     "Predictor",
+    "PretrainedError",
     "TrainingData",
     "describe_data",
     "explanation_name",
@@ -76,8 +84,10 @@ __all__ = [
     "folder_frames",
     "format_table",
     "load_training_data",
+    "model_card",
     "parse_source",
     "prepare_input",
+    "pretrained_names",
     "raw_preprocess_section",
     "read_video",
     "train_model",
