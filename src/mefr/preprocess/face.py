@@ -15,6 +15,7 @@ frames (SAMM is 2040x1088) are shrunk for detection and the boxes mapped back.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,6 +71,97 @@ class Box:
 ImageLike = str | Path | np.ndarray
 
 
+#: After a JPEG scan (entropy-coded data), the next marker: 0xFF followed by neither a
+#: stuffed 0x00, a restart marker (0xD0-0xD7) nor a fill byte 0xFF.
+_JPEG_NEXT_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+#: A marker at a segment boundary: fill bytes 0xFF, then the marker code.
+_JPEG_MARKER = re.compile(rb"\xff+([^\x00\xff])")
+#: JPEG markers without a length field: TEM, RST0-7, SOI.
+_JPEG_NO_LENGTH = frozenset({0x01, *range(0xD0, 0xD9)})
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _jpeg_truncated(data: bytes) -> bool:
+    """Whether JPEG ``data`` ends before its end-of-image marker (FF D9).
+
+    Walks the segments from the start-of-image marker (skipping each by its length, so the
+    end-of-image marker of an EXIF thumbnail does not count) and each scan's entropy-coded
+    data to the next marker. Bytes after the end-of-image marker are ignored, as decoders do.
+    """
+    pos, n = 2, len(data)
+    while True:
+        m = _JPEG_MARKER.search(data, pos)
+        if m is None:
+            return True
+        code, pos = m.group(1)[0], m.end()
+        if code == 0xD9:
+            return False
+        if code in _JPEG_NO_LENGTH:
+            continue
+        if pos + 2 > n:
+            return True
+        pos += int.from_bytes(data[pos : pos + 2], "big")
+        if pos > n:
+            return True
+        if code == 0xDA:  # start of scan: entropy-coded data up to the next marker
+            nxt = _JPEG_NEXT_MARKER.search(data, pos)
+            if nxt is None:
+                return True
+            pos = nxt.start()
+
+
+def _png_truncated(data: bytes) -> bool:
+    """Whether PNG ``data`` ends before its IEND chunk (walking the chunks by length)."""
+    pos, n = len(_PNG_SIGNATURE), len(data)
+    while pos + 8 <= n:
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        kind = data[pos + 4 : pos + 8]
+        pos += 12 + length  # length, type, data, CRC
+        if pos > n:
+            return True
+        if kind == b"IEND":
+            return False
+    return True
+
+
+def _bmp_truncated(data: bytes) -> bool:
+    """Whether BMP ``data`` is shorter than its header says (the file size field, or for
+    uncompressed pixels the pixel offset plus rows x stride)."""
+    if len(data) < 30:
+        return True
+    declared = int.from_bytes(data[2:6], "little")
+    need = declared
+    if len(data) >= 34 and int.from_bytes(data[14:18], "little") >= 40:
+        width = int.from_bytes(data[18:22], "little", signed=True)
+        height = int.from_bytes(data[22:26], "little", signed=True)
+        bpp = int.from_bytes(data[28:30], "little")
+        compression = int.from_bytes(data[30:34], "little")
+        if compression in (0, 3) and width > 0 and bpp > 0:  # BI_RGB, BI_BITFIELDS
+            offset = int.from_bytes(data[10:14], "little")
+            need = max(need, offset + (width * bpp + 31) // 32 * 4 * abs(height))
+    return len(data) < need
+
+
+def truncation(data: bytes) -> str | None:
+    """Why the bytes of an image file look cut short, or None (complete, or a format not
+    checked: only JPEG, PNG and BMP are).
+
+    A truncated JPEG is the case that matters: libjpeg decodes the part that is there and
+    greys the rest without an error, so without this check the frame would be used.
+    OpenCV refuses truncated PNG and BMP files itself; checking them too gives the same
+    message.
+    """
+    if data[:2] == b"\xff\xd8":
+        if _jpeg_truncated(data):
+            return "truncated (the JPEG data ends before its end-of-image marker FF D9)"
+    elif data[:8] == _PNG_SIGNATURE:
+        if _png_truncated(data):
+            return "truncated (the PNG data ends before its IEND chunk)"
+    elif data[:2] == b"BM" and _bmp_truncated(data):
+        return "truncated (the BMP file is shorter than its header says)"
+    return None
+
+
 def read_image(path: str | Path, grey: bool = False) -> np.ndarray:
     """Read a frame file as a ``uint8`` BGR image (greyscale files get three equal channels),
     or as a ``uint8`` grey image with ``grey=True``.
@@ -77,12 +169,20 @@ def read_image(path: str | Path, grey: bool = False) -> np.ndarray:
     Grey images are made with ``cv2.cvtColor(..., COLOR_BGR2GRAY)`` from the decoded colour
     image (not the decoder's own grey mode, which rounds differently), so a frame gives the
     same grey pixels whether it arrives as a file or as an array.
-    Raises :class:`FrameReadError` naming the file when it is missing or undecodable.
+    Raises :class:`FrameReadError` naming the file when it is missing, truncated (see
+    :func:`truncation`: "cannot decode the frame PATH: truncated ...") or undecodable.
     """
     p = Path(path)
     if not p.is_file():
         raise FrameReadError(f"{p}: frame file not found", file=str(p))
-    img = cv2.imread(str(p), cv2.IMREAD_COLOR)
+    try:
+        data = p.read_bytes()
+    except OSError as e:
+        raise FrameReadError(f"cannot read the frame {p}: {e.strerror or e}", file=str(p)) from None
+    why = truncation(data)
+    if why is not None:
+        raise FrameReadError(f"cannot decode the frame {p}: {why}", file=str(p))
+    img = cv2.imread(str(p), cv2.IMREAD_COLOR)  # the file, as before: same decoder, same pixels
     if img is None or img.size == 0:
         raise FrameReadError(f"{p}: cannot decode the frame (corrupt or not an image)", file=str(p))
     return cv2.cvtColor(img, cv2.COLOR_BGR2GRAY) if grey else img
