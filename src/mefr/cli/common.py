@@ -80,6 +80,7 @@ def add_preprocess_options(p: argparse.ArgumentParser) -> None:
     from mefr.preprocess.apex import APEX_POLICIES
     from mefr.preprocess.flow import NORMALISATIONS
     from mefr.preprocess.pipeline import DESCRIPTORS, FACE_MODES, PreprocessSettings
+    from mefr.preprocess.register import REGISTRATIONS
 
     d = PreprocessSettings()
     g = p.add_argument_group("preprocessing (see mefr.preprocess.PreprocessSettings)")
@@ -103,6 +104,9 @@ def add_preprocess_options(p: argparse.ArgumentParser) -> None:
                    help="LBP-TOP: grid x grid face blocks")
     g.add_argument("--lbp-radius", type=int, default=d.lbp_radius,
                    help="LBP-TOP: radius (pixels, frames)")
+    g.add_argument("--register", choices=REGISTRATIONS, default=d.register,
+                   help="head-motion compensation: register every frame to the onset face "
+                   "(similarity or affine) before the flow; none is the paper's pipeline")
 
 
 def settings_from_args(args: argparse.Namespace, model: str | None = None
@@ -116,7 +120,7 @@ def settings_from_args(args: argparse.Namespace, model: str | None = None
         "square": args.square, "face_size": args.face_size, "size": args.size,
         "strain": args.strain, "normalisation": args.normalisation,
         "descriptor": args.descriptor, "lbp_grid": args.lbp_grid,
-        "lbp_radius": args.lbp_radius,
+        "lbp_radius": args.lbp_radius, "register": getattr(args, "register", None),
     }
     return preprocess_settings(model, **given)
 

@@ -77,6 +77,12 @@ def _run_prepare(args: argparse.Namespace) -> int:
           f"{len(fs.failures)} failed, in {time.perf_counter() - t0:.1f} s")
     print(f"apex         policy {settings.apex_policy}; {noted} clips with a note "
           "(no usable annotated apex: spotted with Eq. (1))")
+    if settings.register != "none" and len(fs.table):
+        t = (fs.table["head_dx"] ** 2 + fs.table["head_dy"] ** 2) ** 0.5
+        r = fs.table["head_rotation"].abs()
+        print(f"head motion  register {settings.register}: onset->apex translation median "
+              f"{t.median():.2f} px (max {t.max():.2f}), rotation median {r.median():.2f} deg "
+              f"(max {r.max():.2f}); per clip in the table's head_* columns")
     for f in fs.failures:
         print(f"failed       {f}")
     return 0

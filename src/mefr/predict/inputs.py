@@ -164,7 +164,8 @@ def prepare_input(item: PredictInput, settings: PreprocessSettings, name: str = 
     return PreparedClip(
         name=name, kind=kind, x=feats.x, apex_index=feats.apex_index, apex_frame=apex_frame,
         num_frames=len(frames), box=feats.box, onset=frames[0], apex=frames[feats.apex_index],
-        notes=feats.notes,
+        notes=feats.notes + ((f"onset->apex {feats.head_motion.describe()}",)
+                             if feats.head_motion is not None else ()),
     )
 
 

@@ -1,8 +1,9 @@
 """Preprocessing: a sample table -> network inputs (the paper's Sections 3.1 and 4.2).
 
 ``face`` (libfacedetection crop on the onset frame), ``apex`` (annotated / Eq. (1) /
-middle frame), ``flow`` (TV-L1, optical strain, resize, normalisation), ``store`` (the
-on-disk feature cache) and ``pipeline`` (a table -> :class:`FeatureSet`, in parallel).
+middle frame), ``register`` (optional head-motion compensation: frames registered to the
+onset), ``flow`` (TV-L1, optical strain, resize, normalisation), ``store`` (the on-disk
+feature cache) and ``pipeline`` (a table -> :class:`FeatureSet`, in parallel).
 """
 
 from mefr.preprocess.apex import APEX_POLICIES, ApexFallbackWarning, ClipError, spot_apex
@@ -24,11 +25,19 @@ from mefr.preprocess.pipeline import (
     clip_features,
     frames_features,
 )
+from mefr.preprocess.register import (
+    REGISTRATIONS,
+    HeadMotion,
+    Registrar,
+    RegistrationError,
+    register_pair,
+)
 from mefr.preprocess.store import FeatureStore
 
 __all__ = [
     "APEX_POLICIES",
     "NORMALISATIONS",
+    "REGISTRATIONS",
     "ApexFallbackWarning",
     "Box",
     "ClipError",
@@ -38,8 +47,11 @@ __all__ = [
     "FeatureSet",
     "FeatureStore",
     "FrameReadError",
+    "HeadMotion",
     "PreprocessError",
     "PreprocessSettings",
+    "Registrar",
+    "RegistrationError",
     "build_features",
     "clip_features",
     "compute_flow",
@@ -47,5 +59,6 @@ __all__ = [
     "face_box",
     "frames_features",
     "optical_strain",
+    "register_pair",
     "spot_apex",
 ]

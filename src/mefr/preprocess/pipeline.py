@@ -5,7 +5,9 @@ For each clip (one row of a sample table, :mod:`mefr.data.table`):
 
 1. the frames from the onset to the offset are taken (:func:`mefr.preprocess.apex.clip_span`);
 2. the face is detected on the onset frame (libfacedetection) and the box grown by the
-   settings' margin (:mod:`mefr.preprocess.face`); every frame is cropped with that box;
+   settings' margin (:mod:`mefr.preprocess.face`); every frame is cropped with that box
+   (with ``register="similarity"`` or ``"affine"``, after each frame has been registered
+   to the onset frame, :mod:`mefr.preprocess.register`: head-motion compensation);
 3. the apex frame is chosen by the settings' policy (:mod:`mefr.preprocess.apex`: the
    annotated apex, Eq. (1), or the middle frame);
 4. TV-L1 flow between the onset and apex crops, optional strain, resized and normalised
@@ -57,6 +59,7 @@ from mefr.preprocess.face import (
 )
 from mefr.preprocess.flow import FLOW_CHANNELS, STRAIN_CHANNELS, check_normalisation, compute_flow
 from mefr.preprocess.lbptop import lbp_top, lbp_top_dim
+from mefr.preprocess.register import HeadMotion, Registrar, check_registration
 from mefr.preprocess.store import FeatureStore, cache_key
 
 #: Face modes: ``detect`` (libfacedetection on the onset) or ``none`` (use whole frames,
@@ -66,6 +69,16 @@ FACE_MODES: tuple[str, ...] = ("detect", "none")
 DESCRIPTORS: tuple[str, ...] = ("flow", "lbptop")
 #: The channel name of LBP-TOP features.
 LBPTOP_CHANNELS: tuple[str, ...] = ("lbptop",)
+#: Table columns added with registration -> the :meth:`HeadMotion.to_dict` key they hold:
+#: the apex's displacement (pixels of the frame), rotation (degrees) and scale change.
+HEAD_COLUMNS: dict[str, str] = {
+    "head_dx": "dx", "head_dy": "dy", "head_rotation": "rotation_deg", "head_scale": "scale",
+}
+
+
+def _head_value(meta: Mapping, key: str) -> float | None:
+    motion = meta.get("head_motion")
+    return float(motion[key]) if isinstance(motion, Mapping) and key in motion else None
 
 
 @dataclass(frozen=True)
@@ -91,6 +104,11 @@ class PreprocessSettings:
         hand-crafted baseline; :mod:`mefr.preprocess.lbptop`; channel ``lbptop``, ``x`` of
         shape ``(1, 1, D)``; ``size``, ``strain`` and the normalisation do not apply).
     lbp_grid, lbp_radius : LBP-TOP's ``grid x grid`` spatial blocks and its radius.
+    register : head-motion compensation (:mod:`mefr.preprocess.register`): ``none`` (the
+        paper: no registration), ``similarity`` (rotation, scale and translation) or
+        ``affine``: every frame after the onset is registered to the onset frame before it
+        is cropped; the motion found for the apex goes to ``ClipFeatures.head_motion`` and
+        the table's ``head_*`` columns.
     """
 
     apex_policy: str = "annotated"
@@ -106,8 +124,10 @@ class PreprocessSettings:
     descriptor: str = "flow"
     lbp_grid: int = 5
     lbp_radius: int = 1
+    register: str = "none"
 
     def __post_init__(self) -> None:
+        check_registration(self.register)
         if self.descriptor not in DESCRIPTORS:
             raise ValueError(f"unknown descriptor {self.descriptor!r} (expected one of "
                              f"{DESCRIPTORS})")
@@ -138,12 +158,15 @@ class PreprocessSettings:
         return STRAIN_CHANNELS if self.strain else FLOW_CHANNELS
 
     def to_dict(self) -> dict:
-        """All settings; the LBP-TOP ones only with ``descriptor="lbptop"`` (so flow
-        features keep the cache keys and model-file headers they had before them)."""
+        """All settings; the LBP-TOP ones only with ``descriptor="lbptop"`` and
+        ``register`` only when it is not ``none`` (so features made without them keep the
+        cache keys and model-file headers they had before these settings existed)."""
         d = asdict(self)
         if self.descriptor == "flow":
             for name in ("descriptor", "lbp_grid", "lbp_radius"):
                 del d[name]
+        if self.register == "none":
+            del d["register"]
         return d
 
     @classmethod
@@ -163,7 +186,8 @@ class ClipFeatures:
     ``x`` float32 ``(C, size, size)`` (LBP-TOP: ``(1, 1, D)``); ``apex_index`` the
     position of the apex frame in the frames given (0 = onset); ``box`` the face box on
     the onset frame (the whole frame when ``face="none"``); ``notes`` warnings (e.g. an
-    apex fallback).
+    apex fallback); ``head_motion`` the motion from the onset to the apex frame that the
+    registration removed (``None`` without registration).
     """
 
     x: np.ndarray
@@ -171,6 +195,7 @@ class ClipFeatures:
     apex_index: int
     box: Box
     notes: tuple[str, ...] = ()
+    head_motion: HeadMotion | None = None
 
 
 @dataclass(frozen=True)
@@ -196,7 +221,9 @@ class FeatureSet(FlowSet):
     ``label`` column): ``failures`` (clips left out), ``cached`` / ``computed`` (how many
     clips came from the cache / were computed now). The table gains the columns
     ``apex_used`` (absolute frame number of the apex used), ``face_box`` (``(x, y, w, h)``
-    on the onset frame) and ``preprocess_notes`` (warnings, ``"; "``-joined).
+    on the onset frame) and ``preprocess_notes`` (warnings, ``"; "``-joined); with
+    registration also :data:`HEAD_COLUMNS` (``head_dx``, ``head_dy`` in pixels,
+    ``head_rotation`` in degrees, ``head_scale``: the head motion from onset to apex).
     """
 
     failures: tuple[ClipFailure, ...] = ()
@@ -206,12 +233,17 @@ class FeatureSet(FlowSet):
 
 # --------------------------------------------------------------------------- one clip
 class _GreyCrops(Sequence):
-    """Frames (paths or arrays) read lazily as grey face crops (one box, optional resize)."""
+    """Frames (paths or arrays) read lazily as grey face crops (one box, optional resize),
+    each frame after the first registered to the first by ``registrar`` when one is given
+    (the motion found for frame i is kept in ``motions[i]``)."""
 
     def __init__(
-        self, frames: Sequence[ImageLike], box: Box, shape: tuple[int, int], face_size: int | None
+        self, frames: Sequence[ImageLike], box: Box, shape: tuple[int, int], face_size: int | None,
+        registrar: Registrar | None = None,
     ) -> None:
         self.frames, self.box, self.shape, self.face_size = frames, box, shape, face_size
+        self.registrar = registrar
+        self.motions: dict[int, HeadMotion] = {}
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -226,6 +258,8 @@ class _GreyCrops(Sequence):
             raise ClipError(
                 f"{src}: frame size {grey.shape} differs from the onset's {self.shape}", file=src
             )
+        if self.registrar is not None and i != 0:
+            grey, self.motions[i] = self.registrar.register(grey, src)
         face = crop(grey, self.box)
         if self.face_size is not None:
             face = cv2.resize(face, (self.face_size, self.face_size), interpolation=cv2.INTER_AREA)
@@ -267,7 +301,12 @@ def _features(
         raise ClipError(f"{source}: a clip needs at least 2 frames, has {len(frames)}")
     onset_src = _source_of(frames[0], f"{source} <onset>")
     box, shape = _face_of(frames[0], settings, onset_src)
-    crops = _GreyCrops(frames, box, shape, settings.face_size)
+    registrar = None
+    if settings.register != "none":
+        whole = settings.face == "none"
+        registrar = Registrar(as_grey(frames[0], onset_src), None if whole else box,
+                              settings.register, source=onset_src)
+    crops = _GreyCrops(frames, box, shape, settings.face_size, registrar)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ApexFallbackWarning)
         index = spot_apex(crops, policy, annotated=annotated, source=source)
@@ -276,7 +315,7 @@ def _features(
         volume = np.stack(list(crops))
         x = lbp_top(volume, grid=settings.lbp_grid, radius=settings.lbp_radius)[None, None]
         return ClipFeatures(x=x, channels=settings.channels, apex_index=index, box=box,
-                            notes=notes)
+                            notes=notes, head_motion=crops.motions.get(index))
     x = compute_flow(
         crops[0],
         crops[index],
@@ -285,7 +324,8 @@ def _features(
         normalisation=settings.normalisation,
         scale=settings.scale,
     )
-    return ClipFeatures(x=x, channels=settings.channels, apex_index=index, box=box, notes=notes)
+    return ClipFeatures(x=x, channels=settings.channels, apex_index=index, box=box, notes=notes,
+                        head_motion=crops.motions.get(index))
 
 
 def clip_features(
@@ -406,6 +446,7 @@ def _clip_of_task(task: _Task) -> tuple[np.ndarray, dict]:
         "channels": list(feats.channels),
         "notes": list(feats.notes),
         "apex_fallback": bool(feats.notes),
+        "head_motion": feats.head_motion.to_dict() if feats.head_motion is not None else None,
         "settings": task.settings.to_dict(),
     }
     return feats.x, meta
@@ -535,6 +576,9 @@ def build_features(
     out["apex_used"] = pd.array([m["apex_frame"] for m in metas], dtype="Int64")
     out["face_box"] = [tuple(m["face_box"][k] for k in "xywh") for m in metas]
     out["preprocess_notes"] = ["; ".join(m["notes"]) for m in metas]
+    if s.register != "none":
+        for column, key in HEAD_COLUMNS.items():
+            out[column] = pd.array([_head_value(m, key) for m in metas], dtype="Float64")
     shape = ((0, 1, 1, lbp_top_dim(s.lbp_grid)) if s.descriptor == "lbptop"
              else (0, len(s.channels), s.size, s.size))
     x = np.stack([done[i].x for i in ok]).astype(np.float32) if ok else np.zeros(shape, np.float32)

@@ -5,7 +5,9 @@ brow, eye, nose and mouth landmarks (:data:`PATTERNS`, named after the FACS acti
 they imitate), applied with :func:`cv2.remap`. Its intensity rises smoothly (sin^2) from
 0 at the onset frame to the apex frame and falls (cos^2) back to 0 at the offset frame
 (:func:`intensity_profile`); the apex amplitude is a few pixels. :func:`render_clip`
-adds sub-pixel head jitter and Gaussian sensor noise to every frame.
+adds sub-pixel head jitter and Gaussian sensor noise to every frame and, on request, a
+rigid head motion (translation and rotation per frame, :func:`head_ramp`), whose true
+value is known for testing registration.
 """
 
 from __future__ import annotations
@@ -176,14 +178,23 @@ def render_clip(
     rng: np.random.Generator,
     jitter_px: float = 0.05,
     noise_sigma: float = 1.0,
+    head: np.ndarray | None = None,
+    head_centre: tuple[float, float] | None = None,
 ) -> list[np.ndarray]:
     """The frames (uint8 BGR) of one clip: motion warp + head jitter + sensor noise.
 
     Frame i shows ``face`` warped by ``profile[i] * field`` (content moves along the
     field) and shifted by a smooth sub-pixel translation of about ``jitter_px``.
+    ``head`` (optional, float ``(n_frames, 3)``: ``dx, dy`` in pixels and a rotation in
+    degrees, counter-clockwise on screen as ``cv2.getRotationMatrix2D``) moves the whole
+    expressive face rigidly in frame i: a point ``p`` goes to ``R (p - c) + c + (dx, dy)``
+    with ``c = head_centre`` (default: the canvas centre); see :func:`head_matrix`.
     """
     h, w = face.image.shape[:2]
     gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
+    if head is not None and np.shape(head) != (n_frames, 3):
+        raise ValueError(f"head must have shape ({n_frames}, 3), got {np.shape(head)}")
+    centre = head_centre if head_centre is not None else ((w - 1) / 2.0, (h - 1) / 2.0)
     prof = intensity_profile(n_frames, apex_index)
     t = np.arange(n_frames) / max(n_frames - 1, 1)
     freq, phase = rng.uniform(0.5, 2.0, size=2), rng.uniform(0, 2 * math.pi, size=2)
@@ -198,10 +209,34 @@ def render_clip(
     frames = []
     for i in range(n_frames):
         s = np.float32(prof[i])
-        mx = gx - s * field[..., 0] - np.float32(jx[i])
-        my = gy - s * field[..., 1] - np.float32(jy[i])
+        px, py, fx, fy = gx, gy, field[..., 0], field[..., 1]
+        if head is not None:  # output(q) = expressive face at p = A^-1 q
+            inv = cv2.invertAffineTransform(head_matrix(*head[i], centre=centre))
+            px = np.float32(inv[0, 0]) * gx + np.float32(inv[0, 1]) * gy + np.float32(inv[0, 2])
+            py = np.float32(inv[1, 0]) * gx + np.float32(inv[1, 1]) * gy + np.float32(inv[1, 2])
+            fx = cv2.remap(field[..., 0], px, py, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            fy = cv2.remap(field[..., 1], px, py, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        mx = px - s * fx - np.float32(jx[i])
+        my = py - s * fy - np.float32(jy[i])
         img = cv2.remap(face.image, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
         oy, ox = offsets[i]
         img += noise[oy : oy + h, ox : ox + w]
         frames.append(np.clip(np.rint(img), 0, 255).astype(np.uint8))
     return frames
+
+
+def head_matrix(dx: float, dy: float, angle_deg: float,
+                centre: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
+    """The 2x3 matrix of a rigid head motion: rotation by ``angle_deg`` (counter-clockwise
+    on screen, ``cv2.getRotationMatrix2D``) about ``centre``, then a shift by ``(dx, dy)``
+    pixels. It maps a point of the onset frame to where it is in the moved frame."""
+    m = cv2.getRotationMatrix2D((float(centre[0]), float(centre[1])), float(angle_deg), 1.0)
+    m[:, 2] += (dx, dy)
+    return m
+
+
+def head_ramp(n_frames: int, dx: float, dy: float, angle_deg: float) -> np.ndarray:
+    """Head poses ``(n_frames, 3)`` for :func:`render_clip`: a drift growing linearly from
+    none at the onset (frame 0) to ``(dx, dy, angle_deg)`` at the last frame."""
+    t = np.arange(n_frames, dtype=np.float64) / max(n_frames - 1, 1)
+    return t[:, None] * np.array([dx, dy, angle_deg], dtype=np.float64)[None, :]
