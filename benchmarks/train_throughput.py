@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         if dev.type == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
-    steady = len(jobs) * 2 * args.epochs / max(times[1] - times[0], 1e-9)
+    steady = len(jobs) * 2 * args.epochs / d if (d := times[1] - times[0]) > 0 else math.nan
     overall = len(jobs) * 3 * args.epochs / times[1]
 
     n_train = int(np.mean([len(j.train_idx) for j in jobs]))
