@@ -28,23 +28,10 @@ MAX_LINES = 450
 RUN_DIR_NAMES = ("folds", "config.yaml", "metrics.json", "predictions.csv", "table.md",
                  "megc_log")
 RUN_DIR_OWNER = "mefr/evaluate/rundir.py"
-#: Modules still building run-directory paths themselves; each owner switches to
-#: mefr.evaluate.rundir.RunDir (then drop the entry).
-RUN_DIR_PENDING = {
-    "mefr/report/build.py": "report engineer",
-    "mefr/report/notes.py": "report engineer",
-    "mefr/report/runs.py": "report engineer",
-}
 #: Where ``SCHEME:PATH`` text may be split.
 SCHEME_OWNERS = ("mefr/preprocess/sources.py", "mefr/data/specs.py")
 #: ``kind:argument`` names that are not data sources (protocol names such as ``loso:casme2``).
 NOT_SOURCES = {"mefr/evaluate/protocols.py": "protocol names (loso:<dataset>, cdmer:<n>)"}
-#: Modules that still split a data source themselves (the CLI's ``--features`` check).
-SCHEME_PENDING = {
-    "mefr/cli/evaluate.py": "CLI engineer: mefr.preprocess.sources.is_feature_source",
-    "mefr/cli/models.py": "CLI engineer: mefr.preprocess.sources.is_feature_source",
-    "mefr/model_inputs.py": "its owner: mefr.preprocess.sources.is_feature_source",
-}
 SCHEMES = (*DATASETS, *EXTRA_SCHEMES, "smic")
 
 
@@ -267,23 +254,15 @@ def test_no_import_cycle() -> None:
 
 
 def test_run_directory_paths_are_built_only_in_rundir() -> None:
-    bad = {f: v for f, v in run_dir_violations().items() if f not in RUN_DIR_PENDING}
+    bad = run_dir_violations()
     assert not bad, "build run-directory paths through mefr.evaluate.rundir:\n" + "\n".join(
         line for v in bad.values() for line in v)
 
 
 def test_scheme_path_sources_are_split_only_in_sources() -> None:
-    bad = {f: v for f, v in scheme_violations().items() if f not in SCHEME_PENDING}
+    bad = scheme_violations()
     assert not bad, "split SCHEME:PATH with mefr.preprocess.sources:\n" + "\n".join(
         line for v in bad.values() for line in v)
-
-
-@pytest.mark.xfail(strict=False, reason="modules whose owners have not switched yet: "
-                   + ", ".join(sorted({**RUN_DIR_PENDING, **SCHEME_PENDING})))
-def test_pending_modules_have_switched() -> None:
-    left = {**{f: v for f, v in run_dir_violations().items() if f in RUN_DIR_PENDING},
-            **{f: v for f, v in scheme_violations().items() if f in SCHEME_PENDING}}
-    assert not left, "\n".join(line for v in left.values() for line in v)
 
 
 @pytest.mark.xfail(strict=False, reason="files over 450 lines while the renovation is under "
