@@ -2,7 +2,8 @@
 
 ``face`` (libfacedetection crop on the onset frame), ``apex`` (annotated / Eq. (1) /
 middle frame), ``register`` (optional head-motion compensation: frames registered to the
-onset), ``flow`` (TV-L1, optical strain, resize, normalisation), ``store`` (the on-disk
+onset), ``flow`` (TV-L1, optical strain, resize, normalisation), ``settings``
+(:class:`PreprocessSettings`), ``clip`` (one clip -> features), ``store`` (the on-disk
 feature cache) and ``pipeline`` (a table -> :class:`FeatureSet`, in parallel).
 """
 

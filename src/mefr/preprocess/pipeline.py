@@ -15,7 +15,10 @@ For each clip (one row of a sample table, :mod:`mefr.data.table`):
    histograms of all the crops (:mod:`mefr.preprocess.lbptop`) for the hand-crafted
    baseline.
 
-:func:`build_features` does this for a whole table on all cores and returns a
+Steps 2-4 are :mod:`mefr.preprocess.clip` (one clip, also used for new clips by
+:mod:`mefr.predict`); the settings are :class:`~mefr.preprocess.settings.PreprocessSettings`
+(imported here too, their former home). :func:`build_features` does this for a whole
+table on all cores and returns a
 :class:`FeatureSet` (same shape as :class:`mefr.data.flowset.FlowSet`). A clip that
 fails (no face, a missing or undecodable frame, a clip too short) is reported with its
 sample key, the file and the reason, left out of the result, and the others go on.
@@ -27,10 +30,10 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -40,162 +43,28 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from mefr.data.flowset import FlowSet
-from mefr.preprocess.apex import (
-    ApexFallbackWarning,
-    ClipError,
-    check_policy,
-    clip_span,
-    spot_apex,
+from mefr.preprocess.apex import ApexFallbackWarning, ClipError, clip_span
+from mefr.preprocess.clip import (  # re-exported: one clip's features
+    ClipFeatures,  # noqa: F401
+    _features,
+    clip_features,  # noqa: F401
+    frames_features,  # noqa: F401
 )
-from mefr.preprocess.face import (
-    DETECT_MAX_SIDE,
-    Box,
-    ImageLike,
-    PreprocessError,
-    as_bgr,
-    as_grey,
-    crop,
-    face_box,
+from mefr.preprocess.face import PreprocessError
+from mefr.preprocess.lbptop import lbp_top_dim
+from mefr.preprocess.settings import (  # re-exported: the settings' former home
+    DESCRIPTORS,  # noqa: F401
+    FACE_MODES,  # noqa: F401
+    HEAD_COLUMNS,
+    LBPTOP_CHANNELS,  # noqa: F401
+    PreprocessSettings,
 )
-from mefr.preprocess.flow import FLOW_CHANNELS, STRAIN_CHANNELS, check_normalisation, compute_flow
-from mefr.preprocess.lbptop import lbp_top, lbp_top_dim
-from mefr.preprocess.register import HeadMotion, Registrar, check_registration
 from mefr.preprocess.store import FeatureStore, cache_key
-
-#: Face modes: ``detect`` (libfacedetection on the onset) or ``none`` (use whole frames,
-#: e.g. for databases' pre-cropped releases).
-FACE_MODES: tuple[str, ...] = ("detect", "none")
-#: What a clip becomes: ``flow`` (network input) or ``lbptop`` (hand-crafted baseline).
-DESCRIPTORS: tuple[str, ...] = ("flow", "lbptop")
-#: The channel name of LBP-TOP features.
-LBPTOP_CHANNELS: tuple[str, ...] = ("lbptop",)
-#: Table columns added with registration -> the :meth:`HeadMotion.to_dict` key they hold:
-#: the apex's displacement (pixels of the frame), rotation (degrees) and scale change.
-HEAD_COLUMNS: dict[str, str] = {
-    "head_dx": "dx", "head_dy": "dy", "head_rotation": "rotation_deg", "head_scale": "scale",
-}
 
 
 def _head_value(meta: Mapping, key: str) -> float | None:
     motion = meta.get("head_motion")
     return float(motion[key]) if isinstance(motion, Mapping) and key in motion else None
-
-
-@dataclass(frozen=True)
-class PreprocessSettings:
-    """Everything that decides the features of a clip (all of it enters the cache key).
-
-    Attributes
-    ----------
-    apex_policy : ``annotated`` (the table's apex; Eq. (1) where it is missing), ``diff``
-        (Eq. (1) everywhere) or ``middle`` (the middle frame, the Dual-Inception ablation).
-    face : ``detect`` (crop the face found on the onset frame) or ``none`` (whole frames).
-    margin : added on each side of the face box, as a fraction of its width / height.
-    square : make the face box square (grow its shorter side) before the margin.
-    face_conf : libfacedetection's score threshold in [0, 1].
-    face_size : resize the face crops to ``face_size x face_size`` before apex spotting
-        and flow (``None``: native resolution, as the paper).
-    size : side of the network input (28 in the paper).
-    strain : add the optical strain channel (STSTNet's third input).
-    normalisation : see :data:`mefr.preprocess.flow.NORMALISATIONS`.
-    scale : the divisor of the ``global_scale`` normalisation.
-    descriptor : ``flow`` (the onset->apex TV-L1 flow, the networks' input) or ``lbptop``
-        (the LBP-TOP histograms of the face crops from onset to offset, for the
-        hand-crafted baseline; :mod:`mefr.preprocess.lbptop`; channel ``lbptop``, ``x`` of
-        shape ``(1, 1, D)``; ``size``, ``strain`` and the normalisation do not apply).
-    lbp_grid, lbp_radius : LBP-TOP's ``grid x grid`` spatial blocks and its radius.
-    register : head-motion compensation (:mod:`mefr.preprocess.register`): ``none`` (the
-        paper: no registration), ``similarity`` (rotation, scale and translation) or
-        ``affine``: every frame after the onset is registered to the onset frame before it
-        is cropped; the motion found for the apex goes to ``ClipFeatures.head_motion`` and
-        the table's ``head_*`` columns.
-    """
-
-    apex_policy: str = "annotated"
-    face: str = "detect"
-    margin: float = 0.0
-    square: bool = False
-    face_conf: float = 0.5
-    face_size: int | None = None
-    size: int = 28
-    strain: bool = False
-    normalisation: str = "minmax_per_image"
-    scale: float = 1.0
-    descriptor: str = "flow"
-    lbp_grid: int = 5
-    lbp_radius: int = 1
-    register: str = "none"
-
-    def __post_init__(self) -> None:
-        check_registration(self.register)
-        if self.descriptor not in DESCRIPTORS:
-            raise ValueError(f"unknown descriptor {self.descriptor!r} (expected one of "
-                             f"{DESCRIPTORS})")
-        if self.lbp_grid < 1 or self.lbp_radius < 1:
-            raise ValueError(f"lbp_grid and lbp_radius must be positive, got {self.lbp_grid} "
-                             f"and {self.lbp_radius}")
-        check_policy(self.apex_policy)
-        check_normalisation(self.normalisation)
-        if self.face not in FACE_MODES:
-            raise ValueError(f"unknown face mode {self.face!r} (expected one of {FACE_MODES})")
-        if not -0.5 < self.margin:
-            raise ValueError(f"margin must be > -0.5, got {self.margin}")
-        if not 0.0 <= self.face_conf <= 1.0:
-            raise ValueError(f"face_conf must lie in [0, 1], got {self.face_conf}")
-        if self.size < 1:
-            raise ValueError(f"size must be >= 1, got {self.size}")
-        if self.face_size is not None and self.face_size < 8:
-            raise ValueError(f"face_size must be >= 8 (or None), got {self.face_size}")
-        if self.scale <= 0:
-            raise ValueError(f"scale must be positive, got {self.scale}")
-
-    @property
-    def channels(self) -> tuple[str, ...]:
-        """Channel names of the features: ``("u", "v")``, ``("u", "v", "strain")`` or
-        ``("lbptop",)``."""
-        if self.descriptor == "lbptop":
-            return LBPTOP_CHANNELS
-        return STRAIN_CHANNELS if self.strain else FLOW_CHANNELS
-
-    def to_dict(self) -> dict:
-        """All settings; the LBP-TOP ones only with ``descriptor="lbptop"`` and
-        ``register`` only when it is not ``none`` (so features made without them keep the
-        cache keys and model-file headers they had before these settings existed)."""
-        d = asdict(self)
-        if self.descriptor == "flow":
-            for name in ("descriptor", "lbp_grid", "lbp_radius"):
-                del d[name]
-        if self.register == "none":
-            del d["register"]
-        return d
-
-    @classmethod
-    def from_dict(cls, d: Mapping) -> PreprocessSettings:
-        """Settings from a mapping (e.g. a YAML section); unknown keys are an error."""
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ValueError(f"unknown preprocessing settings {unknown} (known: {sorted(names)})")
-        return cls(**dict(d))
-
-
-@dataclass(frozen=True)
-class ClipFeatures:
-    """The network input of one clip and how it was made.
-
-    ``x`` float32 ``(C, size, size)`` (LBP-TOP: ``(1, 1, D)``); ``apex_index`` the
-    position of the apex frame in the frames given (0 = onset); ``box`` the face box on
-    the onset frame (the whole frame when ``face="none"``); ``notes`` warnings (e.g. an
-    apex fallback); ``head_motion`` the motion from the onset to the apex frame that the
-    registration removed (``None`` without registration).
-    """
-
-    x: np.ndarray
-    channels: tuple[str, ...]
-    apex_index: int
-    box: Box
-    notes: tuple[str, ...] = ()
-    head_motion: HeadMotion | None = None
 
 
 @dataclass(frozen=True)
@@ -232,131 +101,6 @@ class FeatureSet(FlowSet):
 
 
 # --------------------------------------------------------------------------- one clip
-class _GreyCrops(Sequence):
-    """Frames (paths or arrays) read lazily as grey face crops (one box, optional resize),
-    each frame after the first registered to the first by ``registrar`` when one is given
-    (the motion found for frame i is kept in ``motions[i]``)."""
-
-    def __init__(
-        self, frames: Sequence[ImageLike], box: Box, shape: tuple[int, int], face_size: int | None,
-        registrar: Registrar | None = None,
-    ) -> None:
-        self.frames, self.box, self.shape, self.face_size = frames, box, shape, face_size
-        self.registrar = registrar
-        self.motions: dict[int, HeadMotion] = {}
-
-    def __len__(self) -> int:
-        return len(self.frames)
-
-    def __getitem__(self, i):  # type: ignore[override]
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
-        frame = self.frames[i]
-        src = str(frame) if isinstance(frame, str | Path) else f"<frame {i}>"
-        grey = as_grey(frame, src)
-        if grey.shape != self.shape:
-            raise ClipError(
-                f"{src}: frame size {grey.shape} differs from the onset's {self.shape}", file=src
-            )
-        if self.registrar is not None and i != 0:
-            grey, self.motions[i] = self.registrar.register(grey, src)
-        face = crop(grey, self.box)
-        if self.face_size is not None:
-            face = cv2.resize(face, (self.face_size, self.face_size), interpolation=cv2.INTER_AREA)
-        return face
-
-    def __iter__(self) -> Iterator[np.ndarray]:
-        return (self[i] for i in range(len(self)))
-
-
-def _face_of(onset: ImageLike, settings: PreprocessSettings, source: str) -> tuple[Box, tuple]:
-    """The crop box on the onset frame and the frame's (H, W)."""
-    bgr = as_bgr(onset, source)
-    if settings.face == "none":
-        return Box(0, 0, bgr.shape[1], bgr.shape[0]), bgr.shape[:2]
-    box = face_box(
-        bgr,
-        margin=settings.margin,
-        square=settings.square,
-        conf=settings.face_conf,
-        max_side=DETECT_MAX_SIDE,
-        source=source,
-    )
-    return box, bgr.shape[:2]
-
-
-def _source_of(image: ImageLike, fallback: str) -> str:
-    return str(image) if isinstance(image, str | Path) else fallback
-
-
-def _features(
-    frames: Sequence[ImageLike],
-    settings: PreprocessSettings,
-    policy: str,
-    annotated: int | None,
-    source: str,
-) -> ClipFeatures:
-    """Face box on ``frames[0]``, apex by ``policy`` and flow (the core of every entry point)."""
-    if len(frames) < 2:
-        raise ClipError(f"{source}: a clip needs at least 2 frames, has {len(frames)}")
-    onset_src = _source_of(frames[0], f"{source} <onset>")
-    box, shape = _face_of(frames[0], settings, onset_src)
-    registrar = None
-    if settings.register != "none":
-        whole = settings.face == "none"
-        registrar = Registrar(as_grey(frames[0], onset_src), None if whole else box,
-                              settings.register, source=onset_src)
-    crops = _GreyCrops(frames, box, shape, settings.face_size, registrar)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ApexFallbackWarning)
-        index = spot_apex(crops, policy, annotated=annotated, source=source)
-    notes = tuple(str(w.message) for w in caught if issubclass(w.category, ApexFallbackWarning))
-    if settings.descriptor == "lbptop":
-        volume = np.stack(list(crops))
-        x = lbp_top(volume, grid=settings.lbp_grid, radius=settings.lbp_radius)[None, None]
-        return ClipFeatures(x=x, channels=settings.channels, apex_index=index, box=box,
-                            notes=notes, head_motion=crops.motions.get(index))
-    x = compute_flow(
-        crops[0],
-        crops[index],
-        size=settings.size,
-        strain=settings.strain,
-        normalisation=settings.normalisation,
-        scale=settings.scale,
-    )
-    return ClipFeatures(x=x, channels=settings.channels, apex_index=index, box=box, notes=notes,
-                        head_motion=crops.motions.get(index))
-
-
-def clip_features(
-    onset: ImageLike, apex: ImageLike, settings: PreprocessSettings | None = None
-) -> ClipFeatures:
-    """The features of one onset/apex pair (paths or ``uint8`` grey/BGR arrays): the face
-    found on ``onset`` crops both, then TV-L1 flow (``apex_index`` is 1)."""
-    s = settings or PreprocessSettings()
-    return _features([onset, apex], s, "annotated", 1, _source_of(onset, "<onset>"))
-
-
-def frames_features(
-    frames: Sequence[ImageLike],
-    settings: PreprocessSettings | None = None,
-    apex: int | None = None,
-    source: str = "",
-) -> ClipFeatures:
-    """The features of a clip given as its frames from onset (``frames[0]``) to offset.
-
-    ``apex`` is the index of the apex frame in ``frames``; when ``None`` it is spotted, by
-    the middle frame if ``settings.apex_policy == "middle"``, else by Eq. (1), and the
-    frame chosen is ``ClipFeatures.apex_index``.
-    """
-    s = settings or PreprocessSettings()
-    src = source or (_source_of(frames[0], "<frames>") if len(frames) else "<frames>")
-    if apex is not None:
-        return _features(frames, s, "annotated", apex, src)
-    policy = "middle" if s.apex_policy == "middle" else "diff"
-    return _features(frames, s, policy, None, src)
-
-
 # --------------------------------------------------------------------------- a table
 @dataclass(frozen=True)
 class _Task:
