@@ -12,6 +12,7 @@ Modules: :mod:`~mefr.data.table` (the sample table), :mod:`~mefr.data.labels`
 (annotation files), :mod:`~mefr.data.frames` (frame folders), :mod:`~mefr.data.coded`
 (the shared reader of coded spreadsheets), one module per database (``casme2``,
 ``samm``, ``smic``, ``casme3``, ``casme_sq``, ``mmew``, ``fourdme``, ``smic_e``),
+:mod:`~mefr.data.generic` (``csv``: any database described by one CSV file),
 :mod:`~mefr.data.readers` and :mod:`~mefr.data.specs` (dataset names and specs), and
 :mod:`~mefr.data.flowset` (pre-computed flow sets).
 """
@@ -25,6 +26,7 @@ from mefr.data.casme3 import read_casme3
 from mefr.data.casme_sq import read_casme_sq
 from mefr.data.fourdme import read_4dme
 from mefr.data.frames import IMAGE_SUFFIXES, list_frames
+from mefr.data.generic import read_generic_csv
 from mefr.data.labels import (
     LABELLINGS,
     PROTOCOLS,
@@ -73,6 +75,7 @@ __all__ = [
     "read_casme_sq",
     "read_database",
     "read_database_spec",
+    "read_generic_csv",
     "read_mmew",
     "read_samm",
     "read_smic",

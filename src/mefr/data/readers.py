@@ -13,6 +13,7 @@ from mefr.data.casme2 import read_casme2
 from mefr.data.casme3 import read_casme3
 from mefr.data.casme_sq import read_casme_sq
 from mefr.data.fourdme import read_4dme
+from mefr.data.generic import read_generic_csv
 from mefr.data.mmew import read_mmew
 from mefr.data.samm import read_samm
 from mefr.data.smic import read_smic
@@ -33,6 +34,7 @@ READERS: dict[str, Callable[..., pd.DataFrame]] = {
     "smic_e_hs": partial(read_smic_e, variant="HS"),
     "smic_e_vis": partial(read_smic_e, variant="VIS"),
     "smic_e_nir": partial(read_smic_e, variant="NIR"),
+    "csv": read_generic_csv,
 }
 
 

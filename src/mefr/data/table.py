@@ -9,7 +9,8 @@ Columns
 dataset : str
     One of :data:`DATASETS`: ``casme2``, ``samm``, ``smic_hs``, ``smic_vis``, ``smic_nir``
     (the seed paper's), ``casme3`` (CAS(ME)^3 part A), ``casme_sq`` (CAS(ME)^2),
-    ``mmew``, ``4dme``, ``smic_e_hs``, ``smic_e_vis``, ``smic_e_nir`` (SMIC-E).
+    ``mmew``, ``4dme``, ``smic_e_hs``, ``smic_e_vis``, ``smic_e_nir`` (SMIC-E), and
+    ``csv`` (a database mefr does not know, read from a CSV: :mod:`mefr.data.generic`).
 subject : str
     The subject id as the database writes it (``sub01``, ``006``, ``s3``, ``spNO.1``).
 clip : str
@@ -48,6 +49,7 @@ import pandas as pd
 DATASETS: tuple[str, ...] = (
     "casme2", "samm", "smic_hs", "smic_vis", "smic_nir",
     "casme3", "casme_sq", "mmew", "4dme", "smic_e_hs", "smic_e_vis", "smic_e_nir",
+    "csv",
 )
 
 COLUMNS: tuple[str, ...] = (
