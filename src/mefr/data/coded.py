@@ -298,10 +298,13 @@ def read_coded_database(
                      "emotion": ann.emotion, "onset": ann.onset, "apex": ann.apex,
                      "offset": ann.offset, "action_units": ann.action_units, "frames": files,
                      "frame_numbers": numbers, "source": path, "row": ann.row})
-    hint = locate_clip_folder(root, frames_root, lost[0]) if lost else ""
+
+    def found() -> str:
+        hint = locate_clip_folder(root, frames_root, lost[0]) if lost else ""
+        return f"{describe_folder(frames_root)} {hint}".strip()
+
     require_enough(log, len(rows), len(chosen), min_kept,
-                   f"annotation {path}, frames looked for under {frames_root}",
-                   f"{describe_folder(frames_root)} {hint}".strip())
+                   f"annotation {path}, frames looked for under {frames_root}", found)
     table = finish_table(rows, log)
     table.attrs["annotation"] = str(path)
     table.attrs["left_out"] = len(body) - len(chosen)

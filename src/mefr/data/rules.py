@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import warnings
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -285,12 +286,13 @@ class IssueLog:
 
 
 def require_enough(log: IssueLog, kept: int, annotated: int, min_kept: float,
-                   looked: str, found: str) -> None:
+                   looked: str, found: Callable[[], str]) -> None:
     """Raise :class:`AnnotationError` (``too-few-clips``) when a read kept no clip, or
     fewer than ``min_kept`` of the ``annotated`` rows.
 
-    ``looked`` says where the frames were looked for, ``found`` what is there (and a
-    hint); the message also counts the rules that cost the rows.
+    ``looked`` says where the frames were looked for; ``found()`` (called only on
+    failure) what is there, and a hint. The message also counts the rules that cost
+    the rows.
     """
     if kept > 0 and kept >= min_kept * annotated:
         return
@@ -298,7 +300,7 @@ def require_enough(log: IssueLog, kept: int, annotated: int, min_kept: float,
     partial = " Pass min_kept=0 to accept a partial copy." if kept else ""
     raise AnnotationError(
         f"{log.dataset}: {kept} of {annotated} annotated clip(s) kept (rules applied: {lost}); "
-        f"{looked}. {found}{partial} [too-few-clips]"
+        f"{looked}. {found()}{partial} [too-few-clips]"
     )
 
 

@@ -135,5 +135,5 @@ def read_smic(
                              "frame_numbers": numbers, "source": clip_dir, "row": None})
     require_enough(log, len(rows), found, min_kept,
                    f"clip folders looked for as {base}/{{subject}}/micro/{{label}}/{{clip}}",
-                   describe_folder(base))
+                   lambda: describe_folder(base))
     return finish_table(rows, log)
