@@ -72,11 +72,6 @@ def run(run_dir: Path, engine: Engine | None = None, seeds: str = "0", **kw):
                         progress=False, **kw)
 
 
-@pytest.fixture(autouse=True)
-def _quiet(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("mefr.evaluate.runner.PRINT_SUMMARY", False)
-
-
 # ----------------------------------------------------------------------------- lock
 def _hold_lock(run_dir: Path) -> subprocess.Popen:
     """A child process that holds ``run_dir``'s lock until its stdin closes."""

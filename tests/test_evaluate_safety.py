@@ -20,11 +20,6 @@ from mefr.evaluate.runner import RunInterrupted
 from mefr.evaluate.summary import RunWarning, run_warnings, scores_frame
 
 
-@pytest.fixture(autouse=True)
-def _quiet(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("mefr.evaluate.runner.PRINT_SUMMARY", False)
-
-
 # ----------------------------------------------------------------------------- I/O errors
 def test_disk_full_names_the_file_and_keeps_what_finished(tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:

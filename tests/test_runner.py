@@ -204,11 +204,11 @@ def test_chunks_and_results_without_callback(tmp_path: Path) -> None:
 
 def test_finished_run_does_nothing(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     first = _run(tmp_path)
-    capsys.readouterr()
     engine = FakeEngine(fail_after=0)  # would raise if called
     res = _run(tmp_path, engine=engine)
     assert res.already_complete and not res.trained and not engine.calls
-    assert "complete" in capsys.readouterr().out
+    assert res.summary() == f"{tmp_path}: run complete (16 folds); nothing to do\n"
+    assert capsys.readouterr().out == ""  # the library prints nothing
     assert res.metrics == first.metrics
     pd.testing.assert_frame_equal(res.predictions, first.predictions)
 

@@ -19,9 +19,8 @@ resume; an I/O error names its file and what was kept.
 
 The model evaluated in a fold is the last-epoch one, or the one whose epoch was chosen
 on an inner validation split of the *training* subjects: nothing ever looks at the test
-fold. The runner logs to ``logging.getLogger("mefr.evaluate.runner")`` and
-:meth:`RunResult.summary` holds the text a caller shows; it prints that text too only
-while the :data:`PRINT_SUMMARY` shim is on (until the CLI prints it).
+fold. The runner prints nothing: it logs to ``logging.getLogger("mefr.evaluate.runner")``
+and :meth:`RunResult.summary` holds the text a caller shows (``mefr evaluate`` prints it).
 """
 
 from __future__ import annotations
@@ -59,9 +58,6 @@ if TYPE_CHECKING:
     from mefr.train.engine import Job
 
 logger = logging.getLogger(__name__)
-#: Shim: the runner also prints :meth:`RunResult.summary` until ``mefr evaluate`` and
-#: ``mefr demo`` print it themselves; then set False and delete it.
-PRINT_SUMMARY = True
 #: Shims: names that moved, importable from here until report/, cli.py and the tests
 #: import them from their new homes (then delete this table and ``__getattr__``).
 _MOVED: dict[str, str] = {
@@ -348,8 +344,6 @@ def run_protocol(
         result = _run(run, features, x, y, folds, seeds, protocol, config, device, train_fn,
                       chunk, progress, curves, env)
     logger.info("%s", result.summary().rstrip("\n"))
-    if PRINT_SUMMARY:
-        print(result.summary(), end="")
     return result
 
 
