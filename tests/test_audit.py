@@ -174,7 +174,7 @@ def test_the_paper_reference_of_fr_is_table_2():
 
 
 def test_an_ensemble_of_runs_weighs_each_network_equally(tmp_path):
-    from mefr.evaluate.audit import ensemble_of_runs
+    from mefr.evaluate.ensemble import ensemble_of_runs
 
     feats = _features()
     a = run_protocol(feats, "cde", TrainConfig(epochs=EPOCHS), "0-2", tmp_path / "a",

@@ -38,7 +38,8 @@ def _add_ensemble(p: argparse.ArgumentParser) -> None:
 def _run_ensemble(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from mefr.evaluate.audit import AuditError, ensemble_of_runs
+    from mefr.evaluate.audit import AuditError
+    from mefr.evaluate.ensemble import ensemble_of_runs
     from mefr.evaluate.rundir import RunDirError
 
     try:

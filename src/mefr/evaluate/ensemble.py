@@ -1,0 +1,129 @@
+"""Honest ensembles of finished runs: one network's seeds, or several networks.
+
+Each member's evaluated model was chosen without the test fold (the runner's rule), so
+the mean of their class probabilities is an honest prediction too. :func:`ensemble_of_runs`
+averages per clip over each run's seeds, then over the runs, so each network weighs the
+same; ``mefr ensemble RUN_DIR...`` prints its table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mefr.evaluate.audit import METRICS, AuditError, FoldRecord, format_mean_std, read_audit_records
+from mefr.evaluate.metrics import scores_by_dataset
+from mefr.evaluate.summary import DATASET_ORDER as _ORDER
+from mefr.evaluate.summary import DISPLAY_NAMES as _NAMES
+
+
+@dataclass(frozen=True)
+class EnsembleResult:
+    """Scores of an ensemble of runs (:func:`ensemble_of_runs`) and of its members."""
+
+    run_dirs: tuple[Path, ...]
+    models: tuple[str, ...]
+    seeds: tuple[tuple[int, ...], ...]
+    scores: dict[str, Any]
+    members: tuple[dict[str, Any], ...]
+
+    def markdown(self) -> str:
+        """One row per member run (mean ± std of its single seeds) and the ensemble."""
+        dbs = list(self.scores)
+        head = ["Model", "seeds"] + [f"{_NAMES.get(d, d)} {m.upper()}" for d in dbs
+                                     for m in ("uf1", "uar")]
+        lines = ["| " + " | ".join(head) + " |",
+                 "|" + "|".join(["---", "---"] + ["---:"] * (len(head) - 2)) + "|"]
+        for run_dir, model, seeds, member in zip(self.run_dirs, self.models, self.seeds,
+                                                 self.members, strict=True):
+            cells = [f"{model} (single seeds, `{run_dir}`)", _seed_text(seeds)]
+            cells += [format_mean_std(*member[d][m]) for d in dbs for m in ("uf1", "uar")]
+            lines.append("| " + " | ".join(cells) + " |")
+        name = ("ensemble of the seeds" if len(self.run_dirs) == 1
+                else f"ensemble of {len(self.run_dirs)} networks")
+        cells = [f"**{name}**", "all above"]
+        cells += [f"{getattr(self.scores[d], m):.4f}" for d in dbs for m in ("uf1", "uar")]
+        lines.append("| " + " | ".join(cells) + " |")
+        lines += ["", "The ensemble averages the class probabilities per clip: first over "
+                  "each run's seeds, then over the runs (each network weighs the same). Every "
+                  "member's evaluated model was chosen without the test fold, and so is their "
+                  "mean: an honest figure."]
+        return "\n".join(lines) + "\n"
+
+
+def ensemble_of_runs(run_dirs: Sequence[str | Path]) -> EnsembleResult:
+    """The honest ensemble of finished runs on the same clips (one network's seeds, or
+    several networks): probabilities averaged per clip over each run's seeds, then over
+    the runs. Raises :class:`AuditError` when the runs scored different clips, classes
+    or protocols."""
+    if not run_dirs:
+        raise AuditError("an ensemble needs at least one run directory")
+    means, members, models, seeds_of, ref = [], [], [], [], None
+    for run_dir in run_dirs:
+        config, records = read_audit_records(run_dir, with_curves=False)
+        if not records:
+            raise AuditError(f"{run_dir}: no finished fold")
+        key = (config.get("protocol"), tuple(config["data"]["class_names"]))
+        if ref is None:
+            ref = key
+        elif key != ref:
+            raise AuditError(f"{run_dir}: protocol / classes {key} differ from {ref}")
+        k = len(key[1])
+        seeds = sorted({r.seed for r in records})
+        by_seed = [[r for r in records if r.seed == s] for s in seeds]
+        clip_sets = {tuple(sorted(int(i) for r in recs for i in r.index)) for recs in by_seed}
+        if len(clip_sets) != 1:
+            raise AuditError(f"{run_dir}: its seeds scored different clips (incomplete seed?)")
+        index, probs, labels, datasets = _pooled(records, seeds)
+        means.append((index, probs, labels, datasets))
+        per_seed = []
+        for recs in by_seed:
+            _, p, y, d = _pooled(recs, [recs[0].seed])
+            per_seed.append(scores_by_dataset(y, p.argmax(-1), d, k, order=_ORDER))
+        members.append({db: {m: _mean_std([getattr(sc[db], m) for sc in per_seed])
+                             for m in METRICS} for db in per_seed[0]})
+        models.append(str(config.get("train", {}).get("model", "?")))
+        seeds_of.append(tuple(seeds))
+    index0 = means[0][0]
+    for run_dir, (index, *_rest) in zip(run_dirs, means, strict=True):
+        if not np.array_equal(index, index0):
+            raise AuditError(f"{run_dir}: scored other clips than {run_dirs[0]}")
+    probs = np.mean([m[1] for m in means], axis=0)
+    _, _, labels, datasets = means[0]
+    scores = scores_by_dataset(labels, probs.argmax(-1), datasets, len(ref[1]), order=_ORDER)
+    return EnsembleResult(tuple(Path(r) for r in run_dirs), tuple(models), tuple(seeds_of),
+                          scores, tuple(members))
+
+
+def _pooled(records: Sequence[FoldRecord], seeds: Sequence[int]
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Clip index, seed-mean probabilities, labels and databases, sorted by clip index."""
+    acc: dict[int, list[np.ndarray]] = {}
+    meta: dict[int, tuple[int, str]] = {}
+    for r in records:
+        if r.seed not in seeds:
+            continue
+        for i, idx in enumerate(r.index):
+            acc.setdefault(int(idx), []).append(r.evaluated[i])
+            meta[int(idx)] = (int(r.label[i]), str(r.dataset[i]))
+    order = np.array(sorted(acc))
+    probs = np.stack([np.mean(acc[i], axis=0) for i in order])
+    labels = np.array([meta[i][0] for i in order])
+    datasets = np.array([meta[i][1] for i in order], dtype=object)
+    return order, probs, labels, datasets
+
+
+def _mean_std(values: list[float]) -> tuple[float, float | None]:
+    a = np.asarray(values, dtype=np.float64)
+    return float(np.nanmean(a)), (float(np.nanstd(a, ddof=1)) if len(a) > 1 else None)
+
+
+def _seed_text(seeds: Sequence[int]) -> str:
+    s = list(seeds)
+    if s == list(range(s[0], s[-1] + 1)) and len(s) > 1:
+        return f"{len(s)} ({s[0]}-{s[-1]})"
+    return f"{len(s)} ({', '.join(map(str, s))})"
