@@ -10,31 +10,28 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import platform
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 
+from mefr._env import mefr_version, model_environment, opencv_version, package_version
 from mefr.data.flowset import FlowSet, select_channels
 from mefr.data.table import features_fingerprint, group_key
-from mefr.modelfile import make_header, mefr_version, opencv_version, package_version
+from mefr.modelfile import make_header
 from mefr.models.registry import is_handcrafted, model_entry
 from mefr.predict.predictor import Predictor
 from mefr.preprocess.pipeline import PreprocessSettings
-from mefr.train.config import TrainConfig
-
-#: Data-source schemes of :func:`load_training_data` besides the dataset names.
-EXTRA_SCHEMES: tuple[str, ...] = ("synthetic", "flowset")
-#: The databases ``synthetic:DIR`` reads: the synthetic counterpart of the CDE composite.
-SYNTHETIC_CDE: tuple[tuple[str, str], ...] = (
-    ("casme2", "casme2"), ("samm", "samm"), ("smic_hs", "smic"),
+from mefr.preprocess.sources import (  # noqa: F401 - re-exported (mefr.predict)
+    EXTRA_SCHEMES,
+    SYNTHETIC_CDE,
+    is_feature_source,
+    load_sources,
+    parse_source,
 )
+from mefr.train.config import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -49,37 +46,6 @@ class TrainingData:
     features: FlowSet
     preprocess: dict[str, Any]
     data: dict[str, Any] = field(default_factory=dict)
-
-
-def parse_source(spec: str) -> tuple[str, Path]:
-    """``"casme2:/data/CASME2"`` -> ``("casme2", Path("/data/CASME2"))``; the scheme is a
-    dataset name (:data:`mefr.data.DATASETS`), ``synthetic`` or ``flowset``."""
-    from mefr.data.table import DATASETS
-
-    scheme, sep, path = spec.partition(":")
-    known = (*DATASETS, *EXTRA_SCHEMES)
-    if not sep or not path or scheme not in known:
-        raise ValueError(f"data source {spec!r}: expected SCHEME:PATH with SCHEME one of {known}")
-    return scheme, Path(path)
-
-
-def _read_sources(specs: Sequence[tuple[str, Path]]) -> pd.DataFrame:
-    from mefr.data import read_database
-
-    tables = []
-    for scheme, path in specs:
-        if scheme == "synthetic":
-            found = [(ds, path / sub) for ds, sub in SYNTHETIC_CDE
-                     if (path / sub / "synthetic_truth.csv").is_file()]
-            if not found:
-                raise ValueError(
-                    f"synthetic:{path}: no synthetic database there (write one with `mefr synth "
-                    f"{path}`)"
-                )
-            tables += [read_database(ds, root) for ds, root in found]
-        else:
-            tables.append(read_database(scheme, path))
-    return pd.concat(tables, ignore_index=True) if len(tables) > 1 else tables[0]
 
 
 def describe_data(features: FlowSet, sources: Sequence[str], protocol: str,
@@ -134,53 +100,18 @@ def load_training_data(
       preprocessing was not mefr's: the model file records mefr's closest settings
       (``minmax_per_image``, the apex policy of ``settings``) and a warning at load time.
     """
-    from mefr.data.labels import apply_protocol, protocol_classes
-
-    specs = [parse_source(s) for s in sources]
-    if not specs:
-        raise ValueError("no training data: give at least one data source")
     s = settings or PreprocessSettings()
-    if any(scheme == "flowset" for scheme, _ in specs):
-        if len(specs) > 1:
-            raise ValueError("a flow set is a whole training set: give it as the only source")
-        if protocol != "cde":
-            raise ValueError(f"a flow set carries CDE labels; protocol {protocol!r} cannot apply")
-        from mefr.data.flowset import load_flowset
-
-        fs = load_flowset(specs[0][1])
+    fs = load_sources(sources, protocol, s, cache_dir, workers, progress)
+    if is_feature_source(sources[0]):
         approx = PreprocessSettings(**{**s.to_dict(), "normalisation": "minmax_per_image",
                                        "strain": True})
         pre = {**raw_preprocess_section(approx), "source": "flowset", "exact": False,
                "note": "8-bit u/v/strain images min-max scaled per image by the flow set's own "
                        "tool; mefr computes minmax_per_image TV-L1 flow instead"}
         return TrainingData(fs, pre, describe_data(fs, list(sources), protocol))
-    table = apply_protocol(_read_sources(specs), protocol)
-    if len(table) == 0:
-        raise ValueError(f"no clip of {list(sources)} is labelled by protocol {protocol!r}")
-    fs = _build(table, s, cache_dir, workers, progress, protocol_classes(protocol))
-    if len(fs.table) == 0:
-        raise ValueError(f"every clip of {list(sources)} failed preprocessing: "
-                         + "; ".join(str(f) for f in fs.failures[:5]))
     failures = [str(f) for f in getattr(fs, "failures", ())]
     return TrainingData(fs, raw_preprocess_section(s),
                         describe_data(fs, list(sources), protocol, failures))
-
-
-def _build(table: pd.DataFrame, settings: PreprocessSettings, cache_dir: Any, workers: Any,
-           progress: bool, class_names: tuple[str, ...]) -> FlowSet:
-    from mefr.preprocess.pipeline import build_features
-
-    return build_features(table, settings, cache_dir, workers=workers, progress=progress,
-                          class_names=class_names)
-
-
-def _environment() -> dict[str, Any]:
-    return {
-        "python": sys.version.split()[0],
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "platform": platform.platform(),
-    }
 
 
 def _check_channels(config: TrainConfig, feature_channels: Sequence[str]) -> None:
@@ -240,7 +171,7 @@ def train_model(data: TrainingData, config: TrainConfig, seed: int = 0, device: 
                "device": str(resolve_device(device)), "evaluated_epoch": info["evaluated_epoch"],
                "final_train_loss": info["final_train_loss"]},
         data=data.data,
-        environment=_environment(),
+        environment=model_environment(),
     )
     return Predictor(model, header, source="<trained>")
 
