@@ -59,15 +59,15 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 import warnings
 from collections.abc import Mapping
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from mefr._env import mefr_version, opencv_version, package_version  # noqa: F401 - re-exported
+from mefr._io import atomic_file, json_default
 from mefr.models.base import GroupNet
 from mefr.models.registry import create_model
 
@@ -104,27 +104,6 @@ class VersionMismatchWarning(UserWarning):
 
 
 # --------------------------------------------------------------------------- versions
-def package_version(dist: str) -> str | None:
-    """The installed version of distribution ``dist`` (``None`` when not installed)."""
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def opencv_version() -> str:
-    """The version of the OpenCV in use (``cv2.__version__``)."""
-    import cv2
-
-    return str(cv2.__version__)
-
-
-def mefr_version() -> str:
-    from mefr import __version__
-
-    return __version__
-
-
 def version_tuple(text: str | None) -> tuple[int, ...]:
     """``"5.0.0.93"`` -> ``(5, 0, 0, 93)``; the leading numeric parts only (``()`` for None)."""
     if not text:
@@ -204,18 +183,6 @@ def check_compatibility(header: Mapping[str, Any], source: str, strict: bool = T
 
 
 # --------------------------------------------------------------------------- header
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, tuple | set):
-        return list(obj)
-    if hasattr(obj, "item"):  # numpy / torch scalars
-        return obj.item()
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
-
-
 def validate_header(header: Any, source: str) -> dict[str, Any]:
     """Check the format name, the format version and the required fields of a header."""
     if not isinstance(header, dict):
@@ -340,11 +307,10 @@ def build_network(header: Mapping[str, Any], tensors: Mapping[str, torch.Tensor]
     return model.eval()
 
 
-
 def make_header(**fields: Any) -> dict[str, Any]:
     """A header with the format fields first, then ``fields`` (JSON-safe copies)."""
     base = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION}
-    return json.loads(json.dumps({**base, **fields}, default=_json_default))
+    return json.loads(json.dumps({**base, **fields}, default=json_default))
 
 
 # --------------------------------------------------------------------------- files
@@ -358,18 +324,11 @@ def save_model_file(
     from safetensors.torch import save_file
 
     out = Path(path)
-    head = validate_header(json.loads(json.dumps(header, default=_json_default)), str(out))
+    head = validate_header(json.loads(json.dumps(header, default=json_default)), str(out))
     check_finite(tensors, f"{out}: refusing to save")
     flat = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(flat, tmp, metadata={HEADER_KEY: json.dumps(head, sort_keys=False)})
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(out) as tmp:
+        save_file(flat, str(tmp), metadata={HEADER_KEY: json.dumps(head, sort_keys=False)})
     return out
 
 
