@@ -202,6 +202,13 @@ def _pm(stat: Mapping[str, Any]) -> str:
     return f"{stat['mean']:.4f}" + (f" ± {std:.4f}" if std is not None else "")
 
 
+def _cost(recipe: Mapping[str, Any]) -> str:
+    threads, seconds = recipe.get("torch_threads"), recipe.get("seconds")
+    parts = ([f"{threads} torch thread{'s' if threads != 1 else ''}"] if threads else []) + (
+        [f"{seconds / 60:.0f} min"] if seconds else [])
+    return f" ({', '.join(parts)})" if parts else ""
+
+
 def _settings_line(recipe: Mapping[str, Any]) -> str:
     s = recipe["settings"]
     return (f"{s['optimizer'].capitalize()} lr {s['lr']:g}, batch {s['batch_size']}, "
@@ -263,7 +270,8 @@ def render_card(facts: Mapping[str, Any], file_bytes: int) -> str:
         "## Recipe",
         "",
         f"Preset `{recipe['preset']}`: {_settings_line(recipe)}. Seed {recipe['seed']}, "
-        f"trained on {recipe['device']} with torch {recipe['torch']}; final training loss "
+        f"trained on {recipe['device']}{_cost(recipe)} with torch {recipe['torch']}; final "
+        "training loss "
         f"{recipe['final_train_loss']:.4f}. Every clip of the flow set is a training clip; "
         "none is held out.",
         "",
