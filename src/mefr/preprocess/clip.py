@@ -82,7 +82,10 @@ class _GreyCrops(Sequence):
                 f"{src}: frame size {grey.shape} differs from the onset's {self.shape}", file=src
             )
         if self.registrar is not None and i != 0:
-            grey, self.motions[i] = self.registrar.register(grey, src)
+            if i in self.motions:  # read again (the apex after Eq. (1)): same motion
+                grey = self.registrar.warp(grey, self.motions[i])
+            else:
+                grey, self.motions[i] = self.registrar.register(grey, src)
         face = crop(grey, self.box)
         if self.face_size is not None:
             face = cv2.resize(face, (self.face_size, self.face_size), interpolation=cv2.INTER_AREA)
