@@ -140,3 +140,17 @@ def test_too_few_clips_kept_is_an_error(tmp_path: Path) -> None:
                 "s1,a,1,2,3,happiness\ns1,b,1,2,3,surprise\n")
     with pytest.warns(ReaderWarning), pytest.raises(AnnotationError, match="too-few-clips"):
         read_generic_csv(path)
+
+
+def test_own_data_page_lists_every_preprocessing_setting_with_its_default() -> None:
+    from dataclasses import fields
+
+    from mefr.preprocess import PreprocessSettings
+
+    page = (Path(__file__).parents[1] / "docs" / "own_data.md").read_text()
+    rows = {line.split("|")[1].strip(): line.split("|")[2].strip()
+            for line in page.splitlines() if line.startswith("| `")}
+    defaults = PreprocessSettings()
+    for f in fields(PreprocessSettings):
+        assert f"`{f.name}`" in rows, f.name
+        assert rows[f"`{f.name}`"] == f"`{getattr(defaults, f.name)}`", f.name
