@@ -87,12 +87,13 @@ def _add_train(p: argparse.ArgumentParser) -> None:
 def _run_train(args: argparse.Namespace) -> int:
     from mefr.model_inputs import check_channels
     from mefr.predict import load_training_data, train_model
+    from mefr.preprocess.sources import is_feature_source
     from mefr.train.config import resolve_config
 
     try:
         config = resolve_config(args.preset, args.config, training_overrides(args))
         settings = settings_from_args(args, config.model)
-        if not any(s.startswith("flowset:") for s in args.data):
+        if not any(is_feature_source(s) for s in args.data):
             check_channels(config.channels, settings)
         data = load_training_data(args.data, args.labels, settings, args.cache, args.workers,
                                   progress=not args.no_progress)
