@@ -146,10 +146,11 @@ def compatibility_issues(
         else:
             notes.append(f"{text}; its preprocessing may differ slightly")
     if pre.get("source") == "flowset":
+        note = str(pre.get("note") or "").strip()
         notes.append(
             "the model was trained on a pre-computed flow set, not on mefr's preprocessing: "
-            "raw clips are turned into inputs with mefr's closest settings "
-            f"({pre.get('note', '')})".rstrip(" ()")
+            "raw clips are turned into inputs with mefr's closest settings"
+            + (f" ({note})" if note else "")
         )
         return errors, notes
     file_cv = pre.get("opencv")
