@@ -156,8 +156,8 @@ class HeadMotion:
         )
 
     def describe(self) -> str:
-        """``"head motion onset->apex (similarity): dx +3.75 px, dy -2.21 px, rotation +2.11
-        deg, scale 1.000"`` without the ``onset->apex`` part (the caller knows the frame)."""
+        """One line, e.g. ``"head motion (similarity): dx +3.75 px, dy -2.21 px, rotation
+        +2.11 deg, scale 1.000"`` (the caller says which frame it is)."""
         return (f"head motion ({self.kind}): dx {self.dx:+.2f} px, dy {self.dy:+.2f} px, "
                 f"rotation {self.rotation:+.2f} deg, scale {self.scale:.3f}")
 
