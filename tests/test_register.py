@@ -196,3 +196,23 @@ def test_cli_and_predict_carry_the_setting(clips) -> None:
     assert s.register == "similarity"
     clip = prepare_input(FramesInput(clips["head"], apex=APEX), s, name="moving head")
     assert any(n.startswith("onset->apex head motion (similarity): dx +") for n in clip.notes)
+
+
+def test_mefr_predict_register_overrides_the_model_files_setting(clips, tmp_path, capsys) -> None:
+    import json
+
+    from mefr.cli import main
+
+    folder = tmp_path / "moving_head"
+    folder.mkdir()
+    for i, img in enumerate(clips["head"]):
+        cv2.imwrite(str(folder / f"img{i + 1:03d}.png"), img)
+    base = ["predict", "--model", "fr-megc2019", "--json", str(folder)]
+    assert main(base) == 0
+    plain = json.loads(capsys.readouterr().out)[0]
+    assert not any("head motion" in n for n in plain["notes"])  # the model's own: none
+    assert main([*base, "--register", "similarity"]) == 0
+    out = capsys.readouterr()
+    registered = json.loads(out.out)[0]
+    assert "inputs registered with 'similarity'" in out.err
+    assert any(n.startswith("onset->apex head motion (similarity)") for n in registered["notes"])

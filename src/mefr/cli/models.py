@@ -140,6 +140,9 @@ def _add_predict(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--allow-version-mismatch", action="store_true",
                    help="use a model made with another OpenCV / mefr major version (warns)")
+    p.add_argument("--register", choices=("none", "similarity", "affine"), default=None,
+                   help="head-motion compensation of the inputs (docs/own_data.md); default: "
+                   "the model file's setting")
 
 
 def _run_predict(args: argparse.Namespace) -> int:
@@ -164,6 +167,12 @@ def _run_predict(args: argparse.Namespace) -> int:
         predictor = load(source, strict=not args.allow_version_mismatch)
     except ModelFileError as e:
         return error(e)
+    if args.register is not None and args.register != predictor.settings.register:
+        from dataclasses import replace
+
+        warn(f"inputs registered with {args.register!r}, the model was trained with "
+             f"register={predictor.settings.register!r}")
+        predictor.settings = replace(predictor.settings, register=args.register)
     preds = predictor.predict(inputs, batch_size=args.batch_size, explain_dir=args.explain,
                               smoothgrad=args.smoothgrad)
     if args.json:
