@@ -283,23 +283,33 @@ def _reassemble(recs: Sequence[FoldRecord], parts: list[tuple[np.ndarray, np.nda
     return np.concatenate([out[id(r)] for r in recs])
 
 
-def ensemble_scores(records: Sequence[FoldRecord], k: int) -> dict[str, Any]:
-    """Scores of the seeds' evaluated probabilities averaged per clip (an honest ensemble:
-    each member was chosen without the test fold, and so is their mean)."""
+def mean_probabilities(records: Sequence[FoldRecord]
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The evaluated probabilities of ``records`` averaged per clip: clip index, mean
+    probabilities, labels, databases and the number of members of each clip, sorted by
+    clip index."""
     by_clip: dict[int, list[np.ndarray]] = {}
-    meta: dict[int, tuple[str, int]] = {}
+    meta: dict[int, tuple[int, str]] = {}
     for r in records:
         for i, idx in enumerate(r.index):
             by_clip.setdefault(int(idx), []).append(r.evaluated[i])
-            meta[int(idx)] = (str(r.dataset[i]), int(r.label[i]))
-    counts = {len(v) for v in by_clip.values()}
-    if len(counts) != 1:
-        raise AuditError(f"the seeds scored different clips ({sorted(counts)} members)")
-    order = sorted(by_clip)
-    mean = np.stack([np.mean(by_clip[i], axis=0) for i in order])
-    labels = np.array([meta[i][1] for i in order])
-    datasets = np.array([meta[i][0] for i in order], dtype=object)
-    return scores_by_dataset(labels, mean.argmax(-1), datasets, k, order=_ORDER)
+            meta[int(idx)] = (int(r.label[i]), str(r.dataset[i]))
+    order = np.array(sorted(by_clip), dtype=np.int64)
+    probs = np.stack([np.mean(by_clip[i], axis=0) for i in order])
+    labels = np.array([meta[i][0] for i in order])
+    datasets = np.array([meta[i][1] for i in order], dtype=object)
+    members = np.array([len(by_clip[i]) for i in order])
+    return order, probs, labels, datasets, members
+
+
+def ensemble_scores(records: Sequence[FoldRecord], k: int) -> dict[str, Any]:
+    """Scores of the seeds' evaluated probabilities averaged per clip (an honest ensemble:
+    each member was chosen without the test fold, and so is their mean)."""
+    _, probs, labels, datasets, members = mean_probabilities(records)
+    if len(set(members.tolist())) != 1:
+        raise AuditError(f"the seeds scored different clips ({sorted(set(members.tolist()))} "
+                         "members)")
+    return scores_by_dataset(labels, probs.argmax(-1), datasets, k, order=_ORDER)
 
 
 def _rows(name: str, kind: str, seed_scores: list[dict[str, Any]], n: int

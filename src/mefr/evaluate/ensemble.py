@@ -15,7 +15,13 @@ from typing import Any
 
 import numpy as np
 
-from mefr.evaluate.audit import METRICS, AuditError, FoldRecord, format_mean_std, read_audit_records
+from mefr.evaluate.audit import (
+    METRICS,
+    AuditError,
+    format_mean_std,
+    mean_probabilities,
+    read_audit_records,
+)
 from mefr.evaluate.metrics import scores_by_dataset
 from mefr.evaluate.summary import DATASET_ORDER as _ORDER
 from mefr.evaluate.summary import DISPLAY_NAMES as _NAMES
@@ -78,11 +84,11 @@ def ensemble_of_runs(run_dirs: Sequence[str | Path]) -> EnsembleResult:
         clip_sets = {tuple(sorted(int(i) for r in recs for i in r.index)) for recs in by_seed}
         if len(clip_sets) != 1:
             raise AuditError(f"{run_dir}: its seeds scored different clips (incomplete seed?)")
-        index, probs, labels, datasets = _pooled(records, seeds)
+        index, probs, labels, datasets, _ = mean_probabilities(records)
         means.append((index, probs, labels, datasets))
         per_seed = []
         for recs in by_seed:
-            _, p, y, d = _pooled(recs, [recs[0].seed])
+            _, p, y, d, _ = mean_probabilities(recs)
             per_seed.append(scores_by_dataset(y, p.argmax(-1), d, k, order=_ORDER))
         members.append({db: {m: _mean_std([getattr(sc[db], m) for sc in per_seed])
                              for m in METRICS} for db in per_seed[0]})
@@ -97,24 +103,6 @@ def ensemble_of_runs(run_dirs: Sequence[str | Path]) -> EnsembleResult:
     scores = scores_by_dataset(labels, probs.argmax(-1), datasets, len(ref[1]), order=_ORDER)
     return EnsembleResult(tuple(Path(r) for r in run_dirs), tuple(models), tuple(seeds_of),
                           scores, tuple(members))
-
-
-def _pooled(records: Sequence[FoldRecord], seeds: Sequence[int]
-            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Clip index, seed-mean probabilities, labels and databases, sorted by clip index."""
-    acc: dict[int, list[np.ndarray]] = {}
-    meta: dict[int, tuple[int, str]] = {}
-    for r in records:
-        if r.seed not in seeds:
-            continue
-        for i, idx in enumerate(r.index):
-            acc.setdefault(int(idx), []).append(r.evaluated[i])
-            meta[int(idx)] = (int(r.label[i]), str(r.dataset[i]))
-    order = np.array(sorted(acc))
-    probs = np.stack([np.mean(acc[i], axis=0) for i in order])
-    labels = np.array([meta[i][0] for i in order])
-    datasets = np.array([meta[i][1] for i in order], dtype=object)
-    return order, probs, labels, datasets
 
 
 def _mean_std(values: list[float]) -> tuple[float, float | None]:
