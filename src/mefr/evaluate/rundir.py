@@ -49,15 +49,13 @@ from mefr._io import (
     read_bytes,
     to_plain,
 )
-from mefr.train.config import default_settings
+from mefr.evaluate.identity import COMPARED_KEYS as COMPARED_KEYS  # re-exported
+from mefr.evaluate.identity import config_differences
 
 CONFIG, FOLDS, LOCK = "config.yaml", "folds", ".lock"
 PREDICTIONS, METRICS, TABLE, MEGC_LOG = "predictions.csv", "metrics.json", "table.md", "megc_log"
 #: The files whose presence (with the MEGC logs of every seed) marks a run complete.
 OUTPUTS: tuple[str, ...] = (PREDICTIONS, METRICS, TABLE)
-#: The parts of config.yaml that must match to resume a run. Seeds are not among them: asking an
-#: existing run for more seeds trains only the new (seed, fold) jobs.
-COMPARED_KEYS: tuple[str, ...] = ("protocol", "train", "data")
 #: The status of a run directory without any fold file.
 NOT_RUN = "not yet run"
 #: How far a fold file's probabilities may be from [0, 1] and from summing to 1.
@@ -105,33 +103,6 @@ def read_curves(path: str | Path) -> dict[str, np.ndarray]:
             return {k: z[k] for k in z.files}
     except (OSError, ValueError, EOFError) as e:
         raise RunDirError(f"{path}: unreadable learning curves ({e}); {_RETRAIN}") from None
-
-
-def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(d, dict):
-        return {prefix: d}
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
-    return out
-
-
-def config_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """``"key: old != new"`` for every compared setting that differs.
-
-    A training setting that the older run's config.yaml does not name (it was written
-    before the setting existed) counts as that setting's default, which it used.
-    """
-    if isinstance(old.get("train"), dict):
-        defaults = {k: v for k, v in default_settings().items() if k not in old["train"]}
-        old = {**old, "train": {**old["train"], **to_plain(defaults)}}
-    a = _flatten({k: old.get(k) for k in COMPARED_KEYS})
-    b = _flatten({k: new.get(k) for k in COMPARED_KEYS})
-    return [
-        f"{k}: {a.get(k, '<absent>')!r} (run dir) != {b.get(k, '<absent>')!r} (now)"
-        for k in sorted(set(a) | set(b))
-        if a.get(k, "<absent>") != b.get(k, "<absent>")
-    ]
 
 
 def check_fold_frame(path: Path, df: pd.DataFrame) -> None:

@@ -31,17 +31,18 @@ import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
 from mefr._env import environment
-from mefr._io import PathError, to_plain
+from mefr._io import PathError
 from mefr.data.flowset import select_channels
-from mefr.data.table import features_fingerprint, group_key, sample_key
+from mefr.data.table import group_key, sample_key
 from mefr.evaluate.executors import accepts_keyword
+from mefr.evaluate.identity import FeatureSetLike, describe_run
 from mefr.evaluate.protocols import Fold, build_jobs, job_key, parse_seeds, protocol_folds
 from mefr.evaluate.rundir import PROBABILITY_TOLERANCE, RunDir, RunDirError
 from mefr.evaluate.summary import (
@@ -96,15 +97,6 @@ class RunInterrupted(KeyboardInterrupt):
         return str(self.args[0])
 
 
-class FeatureSetLike(Protocol):
-    """What the runner needs of a feature set (``FlowSet``, ``FeatureSet``)."""
-
-    table: pd.DataFrame
-    x: np.ndarray
-    channels: tuple[str, ...]
-    class_names: tuple[str, ...]
-
-
 TrainFn = Callable[..., Any]
 
 
@@ -131,38 +123,6 @@ def _inputs(features: FeatureSetLike, channels: Sequence[str]) -> np.ndarray:
             f"feature array has shape {x.shape}; expected (N={len(features.table)}, C, H, W)"
         )
     return select_channels(x, features.channels, channels)
-
-
-def describe_run(
-    features: FeatureSetLike,
-    x: np.ndarray,
-    y: np.ndarray,
-    protocol: str,
-    config: TrainConfig,
-    seeds: Sequence[int],
-    folds: Sequence[Fold],
-) -> dict[str, Any]:
-    """The identity of a run: what config.yaml records under ``COMPARED_KEYS``."""
-    table = features.table
-    k = len(features.class_names)
-    return to_plain(
-        {
-            "protocol": protocol,
-            "seeds": list(seeds),
-            "train": config.to_dict(),
-            "data": {
-                "n": len(table),
-                "datasets": table["dataset"].astype(str).value_counts().sort_index().to_dict(),
-                "subjects": int(group_key(table).nunique()),
-                "class_names": list(features.class_names),
-                "class_counts": np.bincount(y, minlength=k).tolist(),
-                "feature_channels": list(features.channels),
-                "input_shape": list(x.shape),
-                "folds": len(folds),
-                "sha256": features_fingerprint(x, table, y),
-            },
-        }
-    )
 
 
 # ----------------------------------------------------------------------------- folds
