@@ -173,6 +173,7 @@ def test_readers_of_finished_runs_refuse_a_partial_run(tmp_path: Path) -> None:
     ({"folds": "casme2/sub9"}, r"unknown fold 'casme2/sub9' \(did you mean 'casme2/sub0"),
     ({"folds": "8"}, r"fold index '8' is out of range: protocol 'cde' has 8 folds, 0-7"),
     ({"folds": "3-1"}, "out of range"),
+    ({"folds": "1-"}, "unknown fold '1-'"),
     ({"folds": "first"}, "protocol 'cde' has 8 folds: casme2/sub01, casme2/sub02"),
     ({"folds": " , "}, "names nothing"),
     ({"subjects": "sub99"}, "unknown subject 'sub99'.* 8 subjects: casme2/sub01"),

@@ -34,7 +34,7 @@ from mefr.evaluate.rundir import RunDir, RunDirError
 FoldSpec = str | int | Iterable[str | int]
 #: Subjects: ``"casme2/sub01,samm/006"`` (a bare ``sub01`` matches it in every database).
 SubjectSpec = str | Iterable[str]
-_RANGE = re.compile(r"(\d+)-(\d+)")
+_SPAN = re.compile(r"(\d+)(?:-(\d+))?", re.ASCII)
 _SHOWN = 6  # fold names shown in a message or a PARTIAL line
 _COMPLETE_IT = ("run the same mefr evaluate command without --folds / --subjects to train "
                 "only the missing folds")
@@ -68,10 +68,10 @@ def _unknown(what: str, item: str, names: Sequence[str], where: str, hint: str) 
 
 def _span(text: str) -> tuple[int, int] | None:
     """``"3"`` -> (3, 3), ``"0-3"`` -> (0, 3); None for anything else."""
-    if text.isdigit():
-        return int(text), int(text)
-    found = _RANGE.fullmatch(text)
-    return (int(found[1]), int(found[2])) if found else None
+    found = _SPAN.fullmatch(text)
+    if not found:
+        return None
+    return int(found[1]), int(found[2] or found[1])
 
 
 def _fold_indices(spec: FoldSpec, folds: Sequence[Fold], protocol: str) -> set[int]:
