@@ -41,6 +41,15 @@ def _add_evaluate(p: argparse.ArgumentParser) -> None:
                    help="with --data: preprocessing processes")
     add_training_options(p)
     p.add_argument("--seeds", default="0", help="e.g. 0-9 or 0,3,5")
+    p.add_argument("--folds", default=None, metavar="SPEC",
+                   help="a quick look: only these outer folds, by name as the run directory "
+                   "names them or by 0-based index and range, e.g. 0-3,10 or casme2/sub01; "
+                   "the run is marked PARTIAL until a run without --folds / --subjects "
+                   "trains the rest (default: all folds)")
+    p.add_argument("--subjects", default=None, metavar="LIST",
+                   help="a quick look: only the folds that test these subjects, e.g. "
+                   "casme2/sub01,samm/006 (a bare sub01 matches it in every database); "
+                   "marked PARTIAL like --folds (default: all subjects)")
     p.add_argument("--run-dir", required=True, help="run directory (resumed if it exists)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
     p.add_argument("--chunk", type=int, default=None, help="jobs per engine call (default: all)")
@@ -104,7 +113,8 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         with make_executor(args.executor, **options) as executor:
             result = run_protocol(features, args.protocol, config, args.seeds, args.run_dir,
                                   device=args.device, train_fn=executor, chunk=args.chunk,
-                                  progress=not args.no_progress, data_source=source)
+                                  progress=not args.no_progress, data_source=source,
+                                  folds=args.folds, subjects=args.subjects)
     except (RunDirError, ExecutorError, ValueError, ImportError, ConnectionError,
             OSError) as e:
         return error(e)

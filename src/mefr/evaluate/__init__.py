@@ -8,6 +8,9 @@
   over seeds into a resumable run directory.
 * :mod:`mefr.evaluate.rundir` - :class:`RunDir`, the only reader and writer of run
   directories.
+* :mod:`mefr.evaluate.partial` - PARTIAL runs of some folds (``run_protocol(folds=...,
+  subjects=...)``, ``mefr evaluate --folds``), marked as such and refused by the readers of
+  finished runs.
 * :mod:`mefr.evaluate.summary` - metrics.json, the Markdown table, the MEGC log and the
   warnings of a run; :func:`scores_frame` (per-seed scores as a DataFrame).
 * :mod:`mefr.evaluate.compare` - A minus B of two run directories on the same clips, with

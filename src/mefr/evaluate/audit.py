@@ -146,13 +146,18 @@ def uf1_by_epoch(records: Sequence[FoldRecord], k: int) -> np.ndarray:
 # ----------------------------------------------------------------------------- reading
 def read_audit_records(run_dir: str | Path, with_curves: bool = True
                        ) -> tuple[dict[str, Any], list[FoldRecord]]:
-    """The run's config.yaml and every finished (seed, fold) with its curves, if any."""
+    """The run's config.yaml and every finished (seed, fold) with its curves, if any. A
+    PARTIAL run (some folds only, :mod:`mefr.evaluate.partial`) is refused."""
     from mefr.evaluate import rundir as rd
+    from mefr.evaluate.partial import partial_error
 
     run = rd.RunDir(run_dir)
     config = run.config()
     if not config:
         raise AuditError(f"{run.path}: no config.yaml; not a run directory")
+    refused = partial_error(run, "an audit or an ensemble")
+    if refused:
+        raise AuditError(refused)
     class_names = list(config.get("data", {}).get("class_names") or [])
     records: list[FoldRecord] = []
     for seed, fold, frame, info, curves in run.iter_folds(with_curves=with_curves):

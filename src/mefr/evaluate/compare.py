@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from mefr.evaluate.metrics import COMPOSITE, metric_from_confusions
+from mefr.evaluate.partial import partial_error
 from mefr.evaluate.rundir import RunDir
 from mefr.evaluate.summary import DATASET_ORDER
 
@@ -150,6 +151,9 @@ def paired_bootstrap(
 
 def _read(run_dir: Path) -> pd.DataFrame:
     run = RunDir(run_dir)
+    refused = partial_error(run, "comparing runs")
+    if refused:
+        raise ValueError(refused)
     df = run.predictions()
     missing = {"seed", "label", "pred", *CLIP_COLUMNS} - set(df.columns)
     if missing:
@@ -170,7 +174,8 @@ def compare_runs(
 
     Both runs must have predicted the same clips with the same labels for each shared
     seed (the same protocol on the same data). ``databases``: ``composite`` (all clips)
-    and/or database names; default: the composite and every database present.
+    and/or database names; default: the composite and every database present. A PARTIAL
+    run (some folds only, :mod:`mefr.evaluate.partial`) is refused with a ValueError.
     """
     da, db = _read(Path(run_a)), _read(Path(run_b))
     seeds = sorted(set(da["seed"]) & set(db["seed"]))

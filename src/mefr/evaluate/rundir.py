@@ -14,7 +14,11 @@
       table.md                    a Markdown table laid out like the paper's Table 2
       megc_log/seed<k>.txt        the MEGC 2019 log format
 
-A fold name such as ``casme2/sub01`` nests (``folds/seed0/casme2/sub01.csv``). Every file
+A fold name such as ``casme2/sub01`` nests (``folds/seed0/casme2/sub01.csv``). A run of
+some of the protocol's folds (``mefr evaluate --folds``, :mod:`mefr.evaluate.partial`) is
+marked PARTIAL: config.yaml records ``partial: {folds: [...], of: N}`` (the folds asked)
+and metrics.json ``partial: true`` with ``folds_run`` and ``folds_total`` (the folds its
+scores cover); :meth:`RunDir.partial` reads the mark. Every file
 is written atomically (:mod:`mefr._io`): the fold file marks its fold finished, and
 ``metrics.json``, written last, marks the run complete. A fold file is checked whenever
 it is read: probabilities in [0, 1] summing to 1, ``pred`` their argmax and, when its
@@ -49,15 +53,15 @@ from mefr._io import (
     read_bytes,
     to_plain,
 )
-from mefr.train.config import default_settings
+from mefr.evaluate.identity import COMPARED_KEYS as COMPARED_KEYS  # re-exported
+from mefr.evaluate.identity import config_differences
 
 CONFIG, FOLDS, LOCK = "config.yaml", "folds", ".lock"
 PREDICTIONS, METRICS, TABLE, MEGC_LOG = "predictions.csv", "metrics.json", "table.md", "megc_log"
 #: The files whose presence (with the MEGC logs of every seed) marks a run complete.
 OUTPUTS: tuple[str, ...] = (PREDICTIONS, METRICS, TABLE)
-#: The parts of config.yaml that must match to resume a run. Seeds are not among them: asking an
-#: existing run for more seeds trains only the new (seed, fold) jobs.
-COMPARED_KEYS: tuple[str, ...] = ("protocol", "train", "data")
+#: The key of config.yaml (a mapping) and metrics.json (``true``) marking a PARTIAL run.
+PARTIAL = "partial"
 #: The status of a run directory without any fold file.
 NOT_RUN = "not yet run"
 #: How far a fold file's probabilities may be from [0, 1] and from summing to 1.
@@ -107,31 +111,11 @@ def read_curves(path: str | Path) -> dict[str, np.ndarray]:
         raise RunDirError(f"{path}: unreadable learning curves ({e}); {_RETRAIN}") from None
 
 
-def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(d, dict):
-        return {prefix: d}
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
-    return out
-
-
-def config_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """``"key: old != new"`` for every compared setting that differs.
-
-    A training setting that the older run's config.yaml does not name (it was written
-    before the setting existed) counts as that setting's default, which it used.
-    """
-    if isinstance(old.get("train"), dict):
-        defaults = {k: v for k, v in default_settings().items() if k not in old["train"]}
-        old = {**old, "train": {**old["train"], **to_plain(defaults)}}
-    a = _flatten({k: old.get(k) for k in COMPARED_KEYS})
-    b = _flatten({k: new.get(k) for k in COMPARED_KEYS})
-    return [
-        f"{k}: {a.get(k, '<absent>')!r} (run dir) != {b.get(k, '<absent>')!r} (now)"
-        for k in sorted(set(a) | set(b))
-        if a.get(k, "<absent>") != b.get(k, "<absent>")
-    ]
+def metrics_partial(metrics: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """``{"folds": [...], "of": N}`` of a PARTIAL metrics.json; None for a full run's."""
+    if not metrics or not metrics.get(PARTIAL):
+        return None
+    return {"folds": list(metrics.get("folds_run") or []), "of": metrics.get("folds_total")}
 
 
 def check_fold_frame(path: Path, df: pd.DataFrame) -> None:
@@ -213,7 +197,8 @@ class RunDir:
 
     def open(self, identity: dict[str, Any], extra: Mapping[str, Any]) -> None:
         """Write config.yaml, or check that the existing one describes the same run
-        (:data:`COMPARED_KEYS`) and record the seeds now asked for."""
+        (:data:`COMPARED_KEYS`) and record the seeds and the :data:`PARTIAL` mark (absent:
+        all folds) now asked for."""
         identity = yaml.safe_load(yaml.safe_dump(to_plain(identity), sort_keys=False))
         old = self.config()
         if old is not None:
@@ -222,9 +207,10 @@ class RunDir:
                 raise RunDirError(
                     f"{self.path} holds a run with a different configuration; use another "
                     "--run-dir or delete it. Differences:\n  " + "\n  ".join(diffs))
-            if old.get("seeds") != identity.get("seeds"):  # extended (or narrowed) seeds
-                atomic_write_text(self.config_path, yaml.safe_dump(
-                    {**old, "seeds": identity["seeds"]}, sort_keys=False))
+            new = {**{k: v for k, v in old.items() if k != PARTIAL}, "seeds": identity["seeds"],
+                   **{k: v for k, v in identity.items() if k == PARTIAL}}
+            if new != old:  # other seeds, other folds asked, or a partial run completed
+                atomic_write_text(self.config_path, yaml.safe_dump(new, sort_keys=False))
             return
         if (self.path / FOLDS).exists():
             raise RunDirError(f"{self.path} has folds/ but no config.yaml; refusing to mix runs")
@@ -343,9 +329,21 @@ class RunDir:
         except (ValueError, pd.errors.ParserError) as e:
             raise RunDirError(f"{path}: unreadable ({e})") from None
 
-    def finished_metrics(self, seeds: Sequence[int]) -> dict[str, Any] | None:
-        """The run's metrics if all its outputs exist and cover exactly ``seeds``; None
-        otherwise (a narrowed or widened seed list rebuilds them from the fold files)."""
+    def partial(self) -> dict[str, Any] | None:
+        """The PARTIAL mark, ``{"folds": [...], "of": N}``: metrics.json's (the folds its
+        scores cover), else config.yaml's (the folds asked); None for a run of all folds."""
+        try:
+            found = metrics_partial(self.metrics())
+        except RunDirError:
+            found = None
+        mark = (self.config() or {}).get(PARTIAL) if found is None else found
+        return dict(mark) if isinstance(mark, dict) else None
+
+    def finished_metrics(self, seeds: Sequence[int], partial: Mapping[str, Any] | None = None
+                         ) -> dict[str, Any] | None:
+        """The run's metrics if all its outputs exist and cover exactly ``seeds`` and the
+        folds of ``partial`` (None: all folds); None otherwise (another seed list or fold
+        subset rebuilds them from the fold files)."""
         if not all((self.path / f).is_file() for f in OUTPUTS) or not all(
                 self.megc_log_path(s).is_file() for s in seeds):
             return None
@@ -355,22 +353,26 @@ class RunDir:
             return None
         if metrics is None or metrics.get("seeds") != [int(s) for s in seeds]:
             return None
-        return metrics
+        return metrics if metrics_partial(metrics) == (dict(partial) if partial else None) \
+            else None
 
     # ------------------------------------------------------------------ reports
     def status(self) -> str:
         """``complete, seeds [..]``, ``partial (n fold files)`` or :data:`NOT_RUN`; a
         complete run that is being extended adds ``; seed k partial (n fold files)`` for
-        each seed with fold files that ``metrics.json`` does not cover yet."""
+        each seed with fold files that ``metrics.json`` does not cover yet. A run of some
+        folds (:meth:`partial`) says ``PARTIAL (n of N folds)`` instead of ``complete``."""
         per_seed = {k: sum(1 for _ in d.rglob("*.csv")) for k, d in self.seeds().items()}
-        metrics = self.metrics()
+        metrics, mark = self.metrics(), self.partial()
+        some = f"PARTIAL ({len(mark['folds'])} of {mark['of']} folds)" if mark else ""
         if metrics is not None:
             seeds = metrics.get("seeds", [])
             extra = "".join(f"; seed {k} partial ({n} fold files)"
                             for k, n in sorted(per_seed.items()) if k not in seeds and n)
-            return f"complete, seeds {seeds}{extra}"
+            return f"{some or 'complete'}, seeds {seeds}{extra}"
         n = sum(per_seed.values())
-        return f"partial ({n} fold files)" if n else NOT_RUN
+        return (f"partial ({n} fold files)" + (f", {some} asked" if some else "")) if n \
+            else NOT_RUN
 
     def _infos(self, seed: int, ordered: bool = True) -> Iterator[dict[str, Any] | None]:
         paths = (self.path / FOLDS / f"seed{seed}").rglob("*.json")

@@ -9,7 +9,8 @@ engine's info and learning curves beside it - then ``predictions.csv``,
 ``metrics.json`` (:mod:`mefr.evaluate.summary`), ``table.md`` and the MEGC logs.
 
 A rerun skips the folds whose file exists (resume after an interruption), trains only
-the new seeds when more are asked for, refuses a run directory made with a different
+the new seeds when more are asked for (or the other folds, after a PARTIAL run of some
+folds: :mod:`mefr.evaluate.partial`), refuses a run directory made with a different
 configuration or in use by another run (its lock names the holder), and does nothing
 once the run is complete. A resumed run equals an uninterrupted one as far as the
 engine's results do not depend on which jobs train together (byte-identical on CPU; on
@@ -31,19 +32,27 @@ import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
 from mefr._env import environment
-from mefr._io import PathError, to_plain
+from mefr._io import PathError
 from mefr.data.flowset import select_channels
-from mefr.data.table import features_fingerprint, group_key, sample_key
+from mefr.data.table import group_key, sample_key
 from mefr.evaluate.executors import accepts_keyword
+from mefr.evaluate.identity import FeatureSetLike, describe_run
+from mefr.evaluate.partial import FoldSpec, SubjectSpec, partial_done, plan_folds, select_folds
 from mefr.evaluate.protocols import Fold, build_jobs, job_key, parse_seeds, protocol_folds
-from mefr.evaluate.rundir import PROBABILITY_TOLERANCE, RunDir, RunDirError
+from mefr.evaluate.rundir import (
+    PARTIAL,
+    PROBABILITY_TOLERANCE,
+    RunDir,
+    RunDirError,
+    metrics_partial,
+)
 from mefr.evaluate.summary import (
     RunWarning,
     compute_metrics,
@@ -96,15 +105,6 @@ class RunInterrupted(KeyboardInterrupt):
         return str(self.args[0])
 
 
-class FeatureSetLike(Protocol):
-    """What the runner needs of a feature set (``FlowSet``, ``FeatureSet``)."""
-
-    table: pd.DataFrame
-    x: np.ndarray
-    channels: tuple[str, ...]
-    class_names: tuple[str, ...]
-
-
 TrainFn = Callable[..., Any]
 
 
@@ -131,38 +131,6 @@ def _inputs(features: FeatureSetLike, channels: Sequence[str]) -> np.ndarray:
             f"feature array has shape {x.shape}; expected (N={len(features.table)}, C, H, W)"
         )
     return select_channels(x, features.channels, channels)
-
-
-def describe_run(
-    features: FeatureSetLike,
-    x: np.ndarray,
-    y: np.ndarray,
-    protocol: str,
-    config: TrainConfig,
-    seeds: Sequence[int],
-    folds: Sequence[Fold],
-) -> dict[str, Any]:
-    """The identity of a run: what config.yaml records under ``COMPARED_KEYS``."""
-    table = features.table
-    k = len(features.class_names)
-    return to_plain(
-        {
-            "protocol": protocol,
-            "seeds": list(seeds),
-            "train": config.to_dict(),
-            "data": {
-                "n": len(table),
-                "datasets": table["dataset"].astype(str).value_counts().sort_index().to_dict(),
-                "subjects": int(group_key(table).nunique()),
-                "class_names": list(features.class_names),
-                "class_counts": np.bincount(y, minlength=k).tolist(),
-                "feature_channels": list(features.channels),
-                "input_shape": list(x.shape),
-                "folds": len(folds),
-                "sha256": features_fingerprint(x, table, y),
-            },
-        }
-    )
 
 
 # ----------------------------------------------------------------------------- folds
@@ -209,9 +177,12 @@ class RunResult:
     run_dir : the run directory.
     trained : job keys trained by this call.
     skipped : job keys whose fold file already existed (resumed).
-    already_complete : True when the run was complete before this call (nothing done).
+    already_complete : True when the run (a PARTIAL run: its folds asked) was complete
+        before this call (nothing done).
     metrics : the content of metrics.json.
     predictions : the content of predictions.csv.
+    partial : the PARTIAL mark ``{"folds": [...], "of": N}`` of a run of some folds
+        (``run_protocol(folds=..., subjects=...)``); None for a run of all folds.
     warnings : signs of a failed training (:func:`mefr.evaluate.summary.run_warnings`),
         also issued as :class:`~mefr.evaluate.summary.RunWarning` and kept in metrics.json.
     """
@@ -233,13 +204,23 @@ class RunResult:
         """table.md: the run's Markdown table."""
         return markdown_table(self.metrics)
 
+    @property
+    def partial(self) -> dict[str, Any] | None:
+        """The PARTIAL mark of metrics.json (see the attributes); None: every fold."""
+        return metrics_partial(self.metrics)
+
     def summary(self) -> str:
         """What to show when the call ends: the table and what was trained and resumed,
-        or that the run was complete already."""
+        or that the run was complete already; a PARTIAL run says so on its last line."""
+        mark = self.partial
+        done = partial_done(mark) if mark else "run complete"
+        if self.already_complete and mark:
+            return (f"{self.run_dir}: the {len(self.skipped)} fold(s) asked are finished; "
+                    f"nothing to do. {done}\n")
         if self.already_complete:
             return f"{self.run_dir}: run complete ({len(self.skipped)} folds); nothing to do\n"
         return (self.table() + f"{self.run_dir}: {len(self.trained)} fold(s) trained, "
-                f"{len(self.skipped)} resumed; run complete\n")
+                f"{len(self.skipped)} resumed; {done}\n")
 
 
 def _train_missing(
@@ -308,6 +289,8 @@ def run_protocol(
     progress: bool = True,
     data_source: str | None = None,
     curves: bool = True,
+    folds: FoldSpec | None = None,
+    subjects: SubjectSpec | None = None,
 ) -> RunResult:
     """Train and evaluate ``config`` on ``features`` under ``protocol`` for every seed.
 
@@ -319,6 +302,14 @@ def run_protocol(
     ``--features`` argument) is recorded in config.yaml but not compared on reruns.
     ``curves`` keeps each fold's learning curves (``<fold>.curves.npz``) when the
     engine can record them; they do not change the predictions.
+
+    ``folds`` (names as in the run directory, ``"casme2/sub01"``; 0-based indices and
+    ranges, ``"0-3,10"``) and ``subjects`` (``"casme2/sub01"``, or ``"sub01"`` in every
+    database: the folds testing them) run only those outer folds, a quick look marked
+    PARTIAL in config.yaml, metrics.json, table.md, the MEGC logs and :attr:`RunResult.
+    partial`; its scores pool the clips of those folds (with those of an earlier PARTIAL
+    run there). A later call without them trains only the missing folds and clears the
+    mark; into a complete run they are refused (:mod:`mefr.evaluate.partial`).
 
     Raises :class:`~mefr.evaluate.rundir.RunDirError` (a run directory that cannot be
     used as asked, an I/O error naming its file) and :class:`RunInterrupted` (Ctrl-C).
@@ -333,16 +324,18 @@ def run_protocol(
     seeds = parse_seeds(seeds)
     y = _labels(features)
     x = _inputs(features, config.channels)
-    folds = protocol_folds(features.table, protocol)
-    identity = describe_run(features, x, y, protocol, config, seeds, folds)
+    every_fold = protocol_folds(features.table, protocol)
+    asked = select_folds(every_fold, features.table, folds, subjects, protocol)
+    identity = describe_run(features, x, y, protocol, config, seeds, every_fold)
     env = environment(device)
     extra = {"features": data_source, "environment": env,
              "created": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds")}
     run.check_writable()
     with run.lock():
-        run.open(identity, extra)
-        result = _run(run, features, x, y, folds, seeds, protocol, config, device, train_fn,
-                      chunk, progress, curves, env)
+        run_folds, mark = plan_folds(run, every_fold, asked)
+        run.open({**identity, PARTIAL: mark} if mark else identity, extra)
+        result = _run(run, features, x, y, run_folds, seeds, protocol, config, device,
+                      train_fn, chunk, progress, curves, env, mark)
     logger.info("%s", result.summary().rstrip("\n"))
     return result
 
@@ -350,8 +343,9 @@ def run_protocol(
 def _run(run: RunDir, features: FeatureSetLike, x: np.ndarray, y: np.ndarray,
          folds: Sequence[Fold], seeds: Sequence[int], protocol: str, config: TrainConfig,
          device: str, train_fn: TrainFn, chunk: int | None, progress: bool, curves: bool,
-         env: dict[str, Any]) -> RunResult:
-    """The body of :func:`run_protocol` once the run directory is open and locked."""
+         env: dict[str, Any], mark: dict[str, Any] | None) -> RunResult:
+    """The body of :func:`run_protocol` once the run directory is open and locked:
+    ``folds`` are those to run (some, with the PARTIAL ``mark``, or all)."""
     table = features.table
     class_names = tuple(str(c) for c in features.class_names)
     k = len(class_names)
@@ -365,7 +359,7 @@ def _run(run: RunDir, features: FeatureSetLike, x: np.ndarray, y: np.ndarray,
     skipped = tuple(j.key for j in jobs if run.has_fold(*where[j.key]))
     for key in skipped:  # a stale or edited fold file fails now, not after hours of training
         run.read_fold(*where[key], by_key[key].test_idx, y)
-    finished = None if todo else run.finished_metrics(seeds)
+    finished = None if todo else run.finished_metrics(seeds, mark)
     if finished is not None:
         return RunResult(run_dir=run.path, trained=(), skipped=skipped, already_complete=True,
                          metrics=finished, predictions=run.predictions())
@@ -416,8 +410,8 @@ def _run(run: RunDir, features: FeatureSetLike, x: np.ndarray, y: np.ndarray,
     notes = run_warnings(predictions, class_names, infos)
     for note in notes:
         warnings.warn(f"{run.path}: {note}", RunWarning, stacklevel=3)
-    metrics = compute_metrics(predictions, class_names, seeds, protocol, config, notes)
-    run.write_outputs(predictions, {s: megc_log(fs) for s, fs in frames.items()},
+    metrics = compute_metrics(predictions, class_names, seeds, protocol, config, notes, mark)
+    run.write_outputs(predictions, {s: megc_log(fs, mark) for s, fs in frames.items()},
                       markdown_table(metrics), metrics)
     return RunResult(run_dir=run.path, trained=tuple(trained), skipped=skipped,
                      already_complete=False, metrics=metrics, predictions=predictions,

@@ -22,7 +22,8 @@ import numpy as np
 import pandas as pd
 
 from mefr.evaluate.metrics import COMPOSITE, Scores, scores_by_dataset
-from mefr.evaluate.rundir import RunDirError
+from mefr.evaluate.partial import describe_partial, partial_note
+from mefr.evaluate.rundir import RunDirError, metrics_partial
 from mefr.models.registry import is_handcrafted
 from mefr.train.config import TrainConfig
 
@@ -102,9 +103,12 @@ def compute_metrics(
     protocol: str,
     config: TrainConfig,
     notes: Sequence[str] = (),
+    partial: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """metrics.json: scores per seed and database, then mean / std over seeds;
-    ``notes`` (:func:`run_warnings`) are recorded under ``warnings`` when there are any."""
+    ``notes`` (:func:`run_warnings`) are recorded under ``warnings`` when there are any.
+    A PARTIAL run (``partial``: ``{"folds": [...], "of": N}``, the folds ``predictions``
+    come from) adds ``partial: true``, ``folds_run`` and ``folds_total``."""
     k = len(class_names)
     per_seed: dict[str, dict[str, Any]] = {}
     for s in seeds:
@@ -125,6 +129,8 @@ def compute_metrics(
         "model": config.model,
         "class_names": list(class_names),
         "seeds": list(seeds),
+        **({"partial": True, "folds_run": list(partial["folds"]), "folds_total": partial["of"]}
+           if partial else {}),
         "databases": databases,
         "selection": selection_note(config),
         "pooling": POOLING,
@@ -175,7 +181,8 @@ def markdown_table(metrics: Mapping[str, Any], row_name: str | None = None) -> s
 
     Columns: Composite (when the run spans several databases), then each database,
     times UF1 / UAR (UF1 / Acc for CDMER; Acc / UF1 / UAR for one database alone), as
-    ``mean ± std`` over seeds.
+    ``mean ± std`` over seeds. A PARTIAL run's table starts with a line saying so, and
+    its row names the folds (``fr (PARTIAL 3/68 folds)``).
     """
     metric_names = _table_metrics(metrics["protocol"])
     dbs = [d for d in metrics["databases"] if d != COMPOSITE]
@@ -183,11 +190,16 @@ def markdown_table(metrics: Mapping[str, Any], row_name: str | None = None) -> s
     head = ["Model"] + [
         f"{DISPLAY_NAMES.get(d, d)} {METRIC_NAMES[m]}" for d in cols for m in metric_names
     ]
-    cells = [row_name or metrics["model"]] + [
+    mark = metrics_partial(metrics)
+    name = row_name or metrics["model"]
+    if mark:
+        name = f"{name} (PARTIAL {len(mark['folds'])}/{mark['of']} folds)"
+    cells = [name] + [
         _cell(metrics["mean"][d][m], metrics["std"][d][m]) for d in cols for m in metric_names
     ]
     seeds = metrics["seeds"]
-    lines = [
+    lines = [f"**{partial_note(mark)}**", ""] if mark else []
+    lines += [
         "| " + " | ".join(head) + " |",
         "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|",
         "| " + " | ".join(cells) + " |",
@@ -199,10 +211,12 @@ def markdown_table(metrics: Mapping[str, Any], row_name: str | None = None) -> s
     return "\n".join(lines) + "\n"
 
 
-def megc_log(fold_frames: Sequence[pd.DataFrame]) -> str:
+def megc_log(fold_frames: Sequence[pd.DataFrame],
+             partial: Mapping[str, Any] | None = None) -> str:
     """The MEGC 2019 log of one seed: per (fold, subject) a ``db subject`` header line,
-    then one ``file GT pred`` line per clip (GT and pred are class indices)."""
-    lines: list[str] = []
+    then one ``file GT pred`` line per clip (GT and pred are class indices). A PARTIAL
+    run's log starts with a ``# PARTIAL: ...`` line (it is not a complete log)."""
+    lines = [f"# {describe_partial(partial)}; not a complete MEGC 2019 log"] if partial else []
     for df in fold_frames:
         for (db, subject), part in df.groupby(["dataset", "subject"], sort=False):
             lines.append(f"{db} {subject}")

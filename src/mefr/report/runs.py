@@ -41,7 +41,8 @@ class RunRef:
 
 @dataclass(frozen=True)
 class RunOutcome:
-    """A run's state: its metrics.json and config.yaml (None when not finished)."""
+    """A run's state: its metrics.json (None when not finished or PARTIAL, see
+    :func:`read_metrics`) and config.yaml (None when absent)."""
 
     ref: RunRef
     metrics: dict[str, Any] | None
@@ -57,13 +58,15 @@ def read_config(run_dir: Path) -> dict[str, Any] | None:
 
 
 def read_metrics(run_dir: Path) -> dict[str, Any] | None:
-    """A run's metrics.json; None when the run is not finished."""
-    return RunDir(run_dir).metrics()
+    """A run's metrics.json; None when the run is not finished, or is PARTIAL (a run of
+    some folds, ``mefr evaluate --folds``: never reported as the protocol's result)."""
+    run = RunDir(run_dir)
+    return None if run.partial() else run.metrics()
 
 
 def run_status(run_dir: Path) -> str:
-    """``complete, seeds [..]``, ``partial (n fold files)`` or ``not yet run``
-    (:meth:`mefr.evaluate.rundir.RunDir.status`)."""
+    """``complete, seeds [..]``, ``PARTIAL (n of N folds), seeds [..]``, ``partial (n fold
+    files)`` or ``not yet run`` (:meth:`mefr.evaluate.rundir.RunDir.status`)."""
     return RunDir(run_dir).status()
 
 
