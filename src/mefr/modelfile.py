@@ -43,9 +43,10 @@ Errors (:class:`ModelFileError`; the model is refused):
 * weights that are not finite (NaN or infinite: a model that diverged); such weights are
   never written either (:func:`check_finite`);
 * preprocessing settings this mefr does not know (made by another mefr's preprocessing);
-* *version errors* (``strict=False`` turns these into warnings): an OpenCV whose
-  major.minor differs from the one the training features were made with (TV-L1, image
-  decoding and resizing may change), or another mefr major version.
+* *version errors* (:mod:`mefr.modelcompat`; ``strict=False`` turns these into
+  warnings): an OpenCV whose major.minor differs from the one the training features
+  were made with (TV-L1, image decoding and resizing may change), or another mefr major
+  version.
 
 Warnings (:class:`VersionMismatchWarning`; the model is used, predictions may shift a
 little): another OpenCV patch release, another yuface version (face boxes may move by
@@ -58,7 +59,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -68,6 +68,7 @@ import torch
 
 from mefr._env import mefr_version, opencv_version, package_version  # noqa: F401 - re-exported
 from mefr._io import atomic_file, json_default
+from mefr.modelcompat import compatibility_issues, version_tuple  # noqa: F401 - re-exported
 from mefr.models.base import GroupNet
 from mefr.models.registry import create_model
 
@@ -101,72 +102,6 @@ class ModelFileError(ValueError):
 
 class VersionMismatchWarning(UserWarning):
     """A model file was made with other library versions; predictions may shift a little."""
-
-
-# --------------------------------------------------------------------------- versions
-def version_tuple(text: str | None) -> tuple[int, ...]:
-    """``"5.0.0.93"`` -> ``(5, 0, 0, 93)``; the leading numeric parts only (``()`` for None)."""
-    if not text:
-        return ()
-    parts = []
-    for piece in str(text).split("."):
-        m = re.match(r"\d+", piece)
-        if not m:
-            break
-        parts.append(int(m.group()))
-    return tuple(parts)
-
-
-def _pad(v: tuple[int, ...], n: int) -> tuple[int, ...]:
-    return (v + (0,) * n)[:n]
-
-
-def compatibility_issues(
-    header: Mapping[str, Any],
-    opencv: str | None = None,
-    yuface: str | None = None,
-    mefr: str | None = None,
-) -> tuple[list[str], list[str]]:
-    """``(errors, warnings)`` of using a model file's header here (see the module docstring).
-
-    ``opencv``, ``yuface``, ``mefr`` are the versions of this installation (default: the
-    installed ones); passing them makes the rules testable.
-    """
-    here_cv = opencv if opencv is not None else opencv_version()
-    here_yu = yuface if yuface is not None else package_version("yuface")
-    here_mefr = mefr if mefr is not None else mefr_version()
-    errors: list[str] = []
-    notes: list[str] = []
-    pre = header.get("preprocess", {})
-    file_mefr = str(header.get("mefr_version", ""))
-    if file_mefr != here_mefr:
-        text = f"the model was written by mefr {file_mefr}, this is mefr {here_mefr}"
-        if _pad(version_tuple(file_mefr), 1) != _pad(version_tuple(here_mefr), 1):
-            errors.append(f"{text} (another major version: its preprocessing may differ)")
-        else:
-            notes.append(f"{text}; its preprocessing may differ slightly")
-    if pre.get("source") == "flowset":
-        note = str(pre.get("note") or "").strip()
-        notes.append(
-            "the model was trained on a pre-computed flow set, not on mefr's preprocessing: "
-            "raw clips are turned into inputs with mefr's closest settings"
-            + (f" ({note})" if note else "")
-        )
-        return errors, notes
-    file_cv = pre.get("opencv")
-    if file_cv and file_cv != here_cv:
-        text = f"the training features were made with OpenCV {file_cv}, this is OpenCV {here_cv}"
-        if _pad(version_tuple(file_cv), 2) != _pad(version_tuple(here_cv), 2):
-            errors.append(f"{text} (TV-L1 flow, decoding and resizing may differ)")
-        else:
-            notes.append(f"{text} (a patch release apart)")
-    file_yu = pre.get("yuface")
-    if file_yu and file_yu != here_yu:
-        notes.append(
-            f"faces were detected with yuface {file_yu} in training, yuface {here_yu} here "
-            "(face boxes may move slightly)"
-        )
-    return errors, notes
 
 
 def check_compatibility(header: Mapping[str, Any], source: str, strict: bool = True) -> None:
