@@ -25,6 +25,31 @@ metadata (a string -> string map stored in the file's own JSON header) holds one
                      "class_counts", "failures", "sha256"}
     environment     python, torch, numpy versions, platform
 
+Ensembles (format version 2)
+----------------------------
+A file can also hold an **ensemble**: N >= 2 members (the same network trained with N
+seeds, or networks that share the classes and the preprocessing) whose prediction is the
+weighted mean of the members' class probabilities (softmax), per clip. Its header has
+``format_version`` 2 (:data:`ENSEMBLE_FORMAT_VERSION`)::
+
+    format          "mefr-model"
+    format_version  2
+    created, mefr_version, environment   of the writing of the ensemble
+    ensemble        {"rule": "weighted_mean_probabilities"}     (:data:`ENSEMBLE_RULE`)
+    classes, input, preprocess           member 0's (every member shares them)
+    members         [{"weight": w_i, "file": the file it was bundled from or null,
+                      "header": the member's complete version-1 header}, ...]
+
+and member i's tensors are its ``state_dict`` under the names ``members.{i}.{name}``.
+Every member is checked as a single model file is (its header by the version-1 rules
+below, its weights for finiteness and against its network); the members must agree on
+the classes and the preprocessing (:func:`member_mismatch`); the weights are positive
+and sum to 1. A file is written with the lowest version that holds it: a single model
+is still version 1, which every mefr reads; an older mefr refuses an ensemble with
+"format version 2 is not supported ... upgrade mefr". The members are separate G = 1
+networks rather than one :class:`~mefr.models.base.GroupNet` of G = N, so that members
+of different networks fit in one file and each is rebuilt exactly as a single file is.
+
 Reading goes through :func:`safetensors.safe_open` (header) and
 :func:`safetensors.torch.load_file` (tensors) only; nothing is unpickled, so a model file
 from a stranger cannot run code.
@@ -34,7 +59,10 @@ Compatibility rules (:func:`compatibility_issues`)
 Errors (:class:`ModelFileError`; the model is refused):
 
 * not a safetensors file, no ``mefr_model`` metadata, a ``format`` other than
-  ``mefr-model``, or a ``format_version`` other than :data:`FORMAT_VERSION`;
+  ``mefr-model``, or a ``format_version`` other than 1 and 2 (:data:`READ_VERSIONS`);
+* an ensemble with fewer than 2 or more than :data:`MAX_MEMBERS` members, another rule,
+  weights that are not positive or do not sum to 1, members that disagree on the classes
+  or the preprocessing, or tensors named for no member;
 * header fields missing or of the wrong type; weights that do not fit the network;
 * a size out of bounds or inconsistent (:func:`check_sizes`: ``input.size`` and
   ``preprocess.settings.size`` at most :data:`MAX_INPUT_SIDE` and equal, the network's
@@ -49,18 +77,17 @@ Errors (:class:`ModelFileError`; the model is refused):
   version.
 
 Warnings (:class:`VersionMismatchWarning`; the model is used, predictions may shift a
-little): another OpenCV patch release, another yuface version (face boxes may move by
-a pixel), another mefr minor/patch version, and a model trained on a pre-computed flow
-set (its preprocessing was not mefr's, so raw clips are turned into inputs by mefr's
-closest settings, not by the flow set's own tool).
+little): the smaller differences of :mod:`mefr.modelcompat` (another OpenCV patch
+release, yuface version or mefr minor version; a model trained on a flow set).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -69,12 +96,31 @@ import torch
 from mefr._env import mefr_version, opencv_version, package_version  # noqa: F401 - re-exported
 from mefr._io import atomic_file, json_default
 from mefr.modelcompat import compatibility_issues, version_tuple  # noqa: F401 - re-exported
+from mefr.modelmembers import (  # noqa: F401 - re-exported
+    ENSEMBLE_FORMAT_VERSION,
+    ENSEMBLE_RULE,
+    MAX_MEMBERS,
+    is_ensemble,
+    join_members,
+    member_files,
+    member_headers,
+    member_mismatch,
+    member_weights,
+    split_members,
+)
 from mefr.models.base import GroupNet
 from mefr.models.registry import create_model
 
 FORMAT_NAME = "mefr-model"
+#: The format version of a single model (what every mefr reads); an ensemble's is
+#: :data:`ENSEMBLE_FORMAT_VERSION` (2).
 FORMAT_VERSION = 1
+#: The format versions this mefr reads.
+READ_VERSIONS = (FORMAT_VERSION, ENSEMBLE_FORMAT_VERSION)
 HEADER_KEY = "mefr_model"
+#: Header fields an ensemble file must have besides ``format`` and ``format_version``.
+ENSEMBLE_FIELDS: dict[str, type] = {"mefr_version": str, "ensemble": dict, "classes": list,
+                                    "input": dict, "preprocess": dict, "members": list}
 #: Header fields every model file must have, with their JSON types.
 REQUIRED_FIELDS: dict[str, type] = {
     "format": str,
@@ -104,23 +150,30 @@ class VersionMismatchWarning(UserWarning):
     """A model file was made with other library versions; predictions may shift a little."""
 
 
-def check_compatibility(header: Mapping[str, Any], source: str, strict: bool = True) -> None:
+def check_compatibility(header: Mapping[str, Any], source: str, strict: bool = True,
+                        stacklevel: int = 3) -> None:
     """Raise :class:`ModelFileError` for the version errors of :func:`compatibility_issues`
-    (warn instead when ``strict`` is false); warn (:class:`VersionMismatchWarning`) for
-    the rest."""
-    errors, notes = compatibility_issues(header)
+    (warn instead when ``strict`` is false); warn (:class:`VersionMismatchWarning`, at
+    ``stacklevel``) for the rest. An ensemble's members are checked each."""
+    errors: list[str] = []
+    notes: list[str] = []
+    for member in member_headers(header):  # every member of an ensemble, each text once
+        found, said = compatibility_issues(member)
+        errors += [e for e in found if e not in errors]
+        notes += [n for n in said if n not in notes]
     if errors and strict:
         raise ModelFileError(
             f"{source}: incompatible preprocessing: " + "; ".join(errors)
             + " (pass strict=False / --allow-version-mismatch to use it anyway)"
         )
     for text in [*errors, *notes]:
-        warnings.warn(f"{source}: {text}", VersionMismatchWarning, stacklevel=3)
+        warnings.warn(f"{source}: {text}", VersionMismatchWarning, stacklevel=stacklevel)
 
 
 # --------------------------------------------------------------------------- header
 def validate_header(header: Any, source: str) -> dict[str, Any]:
-    """Check the format name, the format version and the required fields of a header."""
+    """Check a header: the format name and version, then the fields of a single model
+    (version 1) or of an ensemble and every one of its members (version 2)."""
     if not isinstance(header, dict):
         raise ModelFileError(f"{source}: the mefr header is not a JSON object")
     fmt = header.get("format")
@@ -129,13 +182,20 @@ def validate_header(header: Any, source: str) -> dict[str, Any]:
             f"{source}: not a mefr model file (format {fmt!r}, expected {FORMAT_NAME!r})"
         )
     version = header.get("format_version")
+    if version == ENSEMBLE_FORMAT_VERSION:
+        return _validate_ensemble(header, source)
     if version != FORMAT_VERSION:
         raise ModelFileError(
             f"{source}: model file format version {version!r} is not supported by this mefr "
-            f"(it reads version {FORMAT_VERSION}); "
-            + ("upgrade mefr" if isinstance(version, int) and version > FORMAT_VERSION
+            f"(it reads versions {', '.join(map(str, READ_VERSIONS))}); "
+            + ("upgrade mefr" if isinstance(version, int) and version > max(READ_VERSIONS)
                else "retrain the model with this mefr")
         )
+    return _validate_single(header, source)
+
+
+def _validate_single(header: dict[str, Any], source: str) -> dict[str, Any]:
+    """The version-1 rules: required fields, network, classes, input, sizes."""
     for name, kind in REQUIRED_FIELDS.items():
         if not isinstance(header.get(name), kind):
             raise ModelFileError(
@@ -155,6 +215,66 @@ def validate_header(header: Any, source: str) -> dict[str, Any]:
         raise ModelFileError(f"{source}: header 'preprocess.settings' is missing")
     check_sizes(header, source)
     return header
+
+
+def _validate_ensemble(header: dict[str, Any], source: str) -> dict[str, Any]:
+    """The version-2 rules: the ensemble's fields, then every member by the version-1
+    rules, their agreement (:func:`member_mismatch`) and their weights."""
+    for name, kind in ENSEMBLE_FIELDS.items():
+        if not isinstance(header.get(name), kind):
+            raise ModelFileError(
+                f"{source}: ensemble header field {name!r} is missing or not a JSON "
+                f"{kind.__name__}")
+    rule = header["ensemble"].get("rule")
+    if rule != ENSEMBLE_RULE:
+        raise ModelFileError(f"{source}: ensemble rule {rule!r} is not known to this mefr (it "
+                             f"knows {ENSEMBLE_RULE!r}); upgrade mefr")
+    members = header["members"]
+    if not 2 <= len(members) <= MAX_MEMBERS:
+        raise ModelFileError(f"{source}: an ensemble holds 2..{MAX_MEMBERS} members, this "
+                             f"header lists {len(members)}")
+    for i, m in enumerate(members):
+        where = f"{source} member {i}"
+        if not isinstance(m, dict) or not isinstance(m.get("header"), dict):
+            raise ModelFileError(f"{where}: needs a 'header' object")
+        if m["header"].get("format_version") != FORMAT_VERSION:
+            raise ModelFileError(f"{where}: a member is a single model (format version "
+                                 f"{FORMAT_VERSION}), not {m['header'].get('format_version')!r}")
+        validate_header(m["header"], where)
+        w = m.get("weight")
+        if not (isinstance(w, int | float) and not isinstance(w, bool)
+                and math.isfinite(w) and w > 0):
+            raise ModelFileError(f"{where}: weight {w!r} is not a positive number")
+        reason = member_mismatch(members[0]["header"], m["header"])
+        if reason:
+            raise ModelFileError(f"{where}: {reason} (the members of an ensemble share the "
+                                 "classes and the preprocessing)")
+    total = math.fsum(m["weight"] for m in members)
+    if abs(total - 1.0) > 1e-6:
+        raise ModelFileError(f"{source}: the members' weights sum to {total!r}, not 1")
+    for key in ("classes", "input", "preprocess"):
+        if header[key] != members[0]["header"][key]:
+            raise ModelFileError(f"{source}: header {key!r} is not member 0's")
+    return header
+
+
+def member_label(header: Mapping[str, Any], i: int) -> str:
+    """``" member 3"`` for member 3 of an ensemble, ``""`` for a single model (appended to
+    the file name in messages)."""
+    return f" member {i}" if is_ensemble(header) else ""
+
+
+def member_tensors(tensors: Mapping[str, torch.Tensor], header: Mapping[str, Any],
+                   source: str) -> list[dict[str, torch.Tensor]]:
+    """The tensors of each member, names without the ``members.{i}.`` prefix
+    (``[tensors]`` for a single model); a tensor named for no member is an error."""
+    if not is_ensemble(header):
+        return [dict(tensors)]
+    parts, strays = split_members(tensors, len(header["members"]))
+    if strays:
+        raise ModelFileError(f"{source}: tensor {strays[0]!r} belongs to none of the "
+                             f"{len(parts)} members")
+    return parts
 
 
 def _is_int(value: Any, low: int, high: int) -> bool:
@@ -249,6 +369,19 @@ def make_header(**fields: Any) -> dict[str, Any]:
     return json.loads(json.dumps({**base, **fields}, default=json_default))
 
 
+def make_ensemble_header(members: Sequence[Mapping[str, Any]], weights: Sequence[float],
+                         files: Sequence[str | None], **fields: Any) -> dict[str, Any]:
+    """The header of an ensemble of the single-model headers ``members`` with their
+    ``weights`` and the files they came from (None: trained together), then ``fields``
+    (``created``, ``mefr_version``, ...). Shared fields are member 0's."""
+    first = members[0]
+    listed = [{"weight": float(w), "file": f, "header": dict(h)}
+              for h, w, f in zip(members, weights, files, strict=True)]
+    return make_header(format_version=ENSEMBLE_FORMAT_VERSION, **fields,
+                       ensemble={"rule": ENSEMBLE_RULE}, classes=first["classes"],
+                       input=first["input"], preprocess=first["preprocess"], members=listed)
+
+
 # --------------------------------------------------------------------------- files
 def save_model_file(
     path: str | os.PathLike, tensors: Mapping[str, torch.Tensor], header: Mapping[str, Any]
@@ -261,7 +394,8 @@ def save_model_file(
 
     out = Path(path)
     head = validate_header(json.loads(json.dumps(header, default=json_default)), str(out))
-    check_finite(tensors, f"{out}: refusing to save")
+    for i, part in enumerate(member_tensors(tensors, head, str(out))):
+        check_finite(part, f"{out}{member_label(head, i)}: refusing to save")
     flat = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
     with atomic_file(out) as tmp:
         save_file(flat, str(tmp), metadata={HEADER_KEY: json.dumps(head, sort_keys=False)})
@@ -303,5 +437,6 @@ def load_model_file(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
         tensors = load_file(str(path))
     except Exception as e:  # noqa: BLE001
         raise ModelFileError(f"{path}: cannot read the weights ({type(e).__name__}: {e})") from None
-    check_finite(tensors, str(path))
+    for i, part in enumerate(member_tensors(tensors, header, str(path))):
+        check_finite(part, f"{path}{member_label(header, i)}")
     return tensors, header
