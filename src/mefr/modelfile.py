@@ -25,6 +25,31 @@ metadata (a string -> string map stored in the file's own JSON header) holds one
                      "class_counts", "failures", "sha256"}
     environment     python, torch, numpy versions, platform
 
+Ensembles (format version 2)
+----------------------------
+A file can also hold an **ensemble**: N >= 2 members (the same network trained with N
+seeds, or networks that share the classes and the preprocessing) whose prediction is the
+weighted mean of the members' class probabilities (softmax), per clip. Its header has
+``format_version`` 2 (:data:`ENSEMBLE_FORMAT_VERSION`)::
+
+    format          "mefr-model"
+    format_version  2
+    created, mefr_version, environment   of the writing of the ensemble
+    ensemble        {"rule": "weighted_mean_probabilities"}     (:data:`ENSEMBLE_RULE`)
+    classes, input, preprocess           member 0's (every member shares them)
+    members         [{"weight": w_i, "file": the file it was bundled from or null,
+                      "header": the member's complete version-1 header}, ...]
+
+and member i's tensors are its ``state_dict`` under the names ``members.{i}.{name}``.
+Every member is checked as a single model file is (its header by the version-1 rules
+below, its weights for finiteness and against its network); the members must agree on
+the classes and the preprocessing (:func:`member_mismatch`); the weights are positive
+and sum to 1. A file is written with the lowest version that holds it: a single model
+is still version 1, which every mefr reads; an older mefr refuses an ensemble with
+"format version 2 is not supported ... upgrade mefr". The members are separate G = 1
+networks rather than one :class:`~mefr.models.base.GroupNet` of G = N, so that members
+of different networks fit in one file and each is rebuilt exactly as a single file is.
+
 Reading goes through :func:`safetensors.safe_open` (header) and
 :func:`safetensors.torch.load_file` (tensors) only; nothing is unpickled, so a model file
 from a stranger cannot run code.
@@ -34,7 +59,10 @@ Compatibility rules (:func:`compatibility_issues`)
 Errors (:class:`ModelFileError`; the model is refused):
 
 * not a safetensors file, no ``mefr_model`` metadata, a ``format`` other than
-  ``mefr-model``, or a ``format_version`` other than :data:`FORMAT_VERSION`;
+  ``mefr-model``, or a ``format_version`` other than 1 and 2 (:data:`READ_VERSIONS`);
+* an ensemble with fewer than 2 or more than :data:`MAX_MEMBERS` members, another rule,
+  weights that are not positive or do not sum to 1, members that disagree on the classes
+  or the preprocessing, or tensors named for no member;
 * header fields missing or of the wrong type; weights that do not fit the network;
 * a size out of bounds or inconsistent (:func:`check_sizes`: ``input.size`` and
   ``preprocess.settings.size`` at most :data:`MAX_INPUT_SIDE` and equal, the network's
@@ -43,24 +71,23 @@ Errors (:class:`ModelFileError`; the model is refused):
 * weights that are not finite (NaN or infinite: a model that diverged); such weights are
   never written either (:func:`check_finite`);
 * preprocessing settings this mefr does not know (made by another mefr's preprocessing);
-* *version errors* (``strict=False`` turns these into warnings): an OpenCV whose
-  major.minor differs from the one the training features were made with (TV-L1, image
-  decoding and resizing may change), or another mefr major version.
+* *version errors* (:mod:`mefr.modelcompat`; ``strict=False`` turns these into
+  warnings): an OpenCV whose major.minor differs from the one the training features
+  were made with (TV-L1, image decoding and resizing may change), or another mefr major
+  version.
 
 Warnings (:class:`VersionMismatchWarning`; the model is used, predictions may shift a
-little): another OpenCV patch release, another yuface version (face boxes may move by
-a pixel), another mefr minor/patch version, and a model trained on a pre-computed flow
-set (its preprocessing was not mefr's, so raw clips are turned into inputs by mefr's
-closest settings, not by the flow set's own tool).
+little): the smaller differences of :mod:`mefr.modelcompat` (another OpenCV patch
+release, yuface version or mefr minor version; a model trained on a flow set).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
-import re
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -68,12 +95,32 @@ import torch
 
 from mefr._env import mefr_version, opencv_version, package_version  # noqa: F401 - re-exported
 from mefr._io import atomic_file, json_default
+from mefr.modelcompat import compatibility_issues, version_tuple  # noqa: F401 - re-exported
+from mefr.modelmembers import (  # noqa: F401 - re-exported
+    ENSEMBLE_FORMAT_VERSION,
+    ENSEMBLE_RULE,
+    MAX_MEMBERS,
+    is_ensemble,
+    join_members,
+    member_files,
+    member_headers,
+    member_mismatch,
+    member_weights,
+    split_members,
+)
 from mefr.models.base import GroupNet
 from mefr.models.registry import create_model
 
 FORMAT_NAME = "mefr-model"
+#: The format version of a single model (what every mefr reads); an ensemble's is
+#: :data:`ENSEMBLE_FORMAT_VERSION` (2).
 FORMAT_VERSION = 1
+#: The format versions this mefr reads.
+READ_VERSIONS = (FORMAT_VERSION, ENSEMBLE_FORMAT_VERSION)
 HEADER_KEY = "mefr_model"
+#: Header fields an ensemble file must have besides ``format`` and ``format_version``.
+ENSEMBLE_FIELDS: dict[str, type] = {"mefr_version": str, "ensemble": dict, "classes": list,
+                                    "input": dict, "preprocess": dict, "members": list}
 #: Header fields every model file must have, with their JSON types.
 REQUIRED_FIELDS: dict[str, type] = {
     "format": str,
@@ -103,89 +150,30 @@ class VersionMismatchWarning(UserWarning):
     """A model file was made with other library versions; predictions may shift a little."""
 
 
-# --------------------------------------------------------------------------- versions
-def version_tuple(text: str | None) -> tuple[int, ...]:
-    """``"5.0.0.93"`` -> ``(5, 0, 0, 93)``; the leading numeric parts only (``()`` for None)."""
-    if not text:
-        return ()
-    parts = []
-    for piece in str(text).split("."):
-        m = re.match(r"\d+", piece)
-        if not m:
-            break
-        parts.append(int(m.group()))
-    return tuple(parts)
-
-
-def _pad(v: tuple[int, ...], n: int) -> tuple[int, ...]:
-    return (v + (0,) * n)[:n]
-
-
-def compatibility_issues(
-    header: Mapping[str, Any],
-    opencv: str | None = None,
-    yuface: str | None = None,
-    mefr: str | None = None,
-) -> tuple[list[str], list[str]]:
-    """``(errors, warnings)`` of using a model file's header here (see the module docstring).
-
-    ``opencv``, ``yuface``, ``mefr`` are the versions of this installation (default: the
-    installed ones); passing them makes the rules testable.
-    """
-    here_cv = opencv if opencv is not None else opencv_version()
-    here_yu = yuface if yuface is not None else package_version("yuface")
-    here_mefr = mefr if mefr is not None else mefr_version()
+def check_compatibility(header: Mapping[str, Any], source: str, strict: bool = True,
+                        stacklevel: int = 3) -> None:
+    """Raise :class:`ModelFileError` for the version errors of :func:`compatibility_issues`
+    (warn instead when ``strict`` is false); warn (:class:`VersionMismatchWarning`, at
+    ``stacklevel``) for the rest. An ensemble's members are checked each."""
     errors: list[str] = []
     notes: list[str] = []
-    pre = header.get("preprocess", {})
-    file_mefr = str(header.get("mefr_version", ""))
-    if file_mefr != here_mefr:
-        text = f"the model was written by mefr {file_mefr}, this is mefr {here_mefr}"
-        if _pad(version_tuple(file_mefr), 1) != _pad(version_tuple(here_mefr), 1):
-            errors.append(f"{text} (another major version: its preprocessing may differ)")
-        else:
-            notes.append(f"{text}; its preprocessing may differ slightly")
-    if pre.get("source") == "flowset":
-        note = str(pre.get("note") or "").strip()
-        notes.append(
-            "the model was trained on a pre-computed flow set, not on mefr's preprocessing: "
-            "raw clips are turned into inputs with mefr's closest settings"
-            + (f" ({note})" if note else "")
-        )
-        return errors, notes
-    file_cv = pre.get("opencv")
-    if file_cv and file_cv != here_cv:
-        text = f"the training features were made with OpenCV {file_cv}, this is OpenCV {here_cv}"
-        if _pad(version_tuple(file_cv), 2) != _pad(version_tuple(here_cv), 2):
-            errors.append(f"{text} (TV-L1 flow, decoding and resizing may differ)")
-        else:
-            notes.append(f"{text} (a patch release apart)")
-    file_yu = pre.get("yuface")
-    if file_yu and file_yu != here_yu:
-        notes.append(
-            f"faces were detected with yuface {file_yu} in training, yuface {here_yu} here "
-            "(face boxes may move slightly)"
-        )
-    return errors, notes
-
-
-def check_compatibility(header: Mapping[str, Any], source: str, strict: bool = True) -> None:
-    """Raise :class:`ModelFileError` for the version errors of :func:`compatibility_issues`
-    (warn instead when ``strict`` is false); warn (:class:`VersionMismatchWarning`) for
-    the rest."""
-    errors, notes = compatibility_issues(header)
+    for member in member_headers(header):  # every member of an ensemble, each text once
+        found, said = compatibility_issues(member)
+        errors += [e for e in found if e not in errors]
+        notes += [n for n in said if n not in notes]
     if errors and strict:
         raise ModelFileError(
             f"{source}: incompatible preprocessing: " + "; ".join(errors)
             + " (pass strict=False / --allow-version-mismatch to use it anyway)"
         )
     for text in [*errors, *notes]:
-        warnings.warn(f"{source}: {text}", VersionMismatchWarning, stacklevel=3)
+        warnings.warn(f"{source}: {text}", VersionMismatchWarning, stacklevel=stacklevel)
 
 
 # --------------------------------------------------------------------------- header
 def validate_header(header: Any, source: str) -> dict[str, Any]:
-    """Check the format name, the format version and the required fields of a header."""
+    """Check a header: the format name and version, then the fields of a single model
+    (version 1) or of an ensemble and every one of its members (version 2)."""
     if not isinstance(header, dict):
         raise ModelFileError(f"{source}: the mefr header is not a JSON object")
     fmt = header.get("format")
@@ -194,13 +182,20 @@ def validate_header(header: Any, source: str) -> dict[str, Any]:
             f"{source}: not a mefr model file (format {fmt!r}, expected {FORMAT_NAME!r})"
         )
     version = header.get("format_version")
+    if version == ENSEMBLE_FORMAT_VERSION:
+        return _validate_ensemble(header, source)
     if version != FORMAT_VERSION:
         raise ModelFileError(
             f"{source}: model file format version {version!r} is not supported by this mefr "
-            f"(it reads version {FORMAT_VERSION}); "
-            + ("upgrade mefr" if isinstance(version, int) and version > FORMAT_VERSION
+            f"(it reads versions {', '.join(map(str, READ_VERSIONS))}); "
+            + ("upgrade mefr" if isinstance(version, int) and version > max(READ_VERSIONS)
                else "retrain the model with this mefr")
         )
+    return _validate_single(header, source)
+
+
+def _validate_single(header: dict[str, Any], source: str) -> dict[str, Any]:
+    """The version-1 rules: required fields, network, classes, input, sizes."""
     for name, kind in REQUIRED_FIELDS.items():
         if not isinstance(header.get(name), kind):
             raise ModelFileError(
@@ -220,6 +215,66 @@ def validate_header(header: Any, source: str) -> dict[str, Any]:
         raise ModelFileError(f"{source}: header 'preprocess.settings' is missing")
     check_sizes(header, source)
     return header
+
+
+def _validate_ensemble(header: dict[str, Any], source: str) -> dict[str, Any]:
+    """The version-2 rules: the ensemble's fields, then every member by the version-1
+    rules, their agreement (:func:`member_mismatch`) and their weights."""
+    for name, kind in ENSEMBLE_FIELDS.items():
+        if not isinstance(header.get(name), kind):
+            raise ModelFileError(
+                f"{source}: ensemble header field {name!r} is missing or not a JSON "
+                f"{kind.__name__}")
+    rule = header["ensemble"].get("rule")
+    if rule != ENSEMBLE_RULE:
+        raise ModelFileError(f"{source}: ensemble rule {rule!r} is not known to this mefr (it "
+                             f"knows {ENSEMBLE_RULE!r}); upgrade mefr")
+    members = header["members"]
+    if not 2 <= len(members) <= MAX_MEMBERS:
+        raise ModelFileError(f"{source}: an ensemble holds 2..{MAX_MEMBERS} members, this "
+                             f"header lists {len(members)}")
+    for i, m in enumerate(members):
+        where = f"{source} member {i}"
+        if not isinstance(m, dict) or not isinstance(m.get("header"), dict):
+            raise ModelFileError(f"{where}: needs a 'header' object")
+        if m["header"].get("format_version") != FORMAT_VERSION:
+            raise ModelFileError(f"{where}: a member is a single model (format version "
+                                 f"{FORMAT_VERSION}), not {m['header'].get('format_version')!r}")
+        validate_header(m["header"], where)
+        w = m.get("weight")
+        if not (isinstance(w, int | float) and not isinstance(w, bool)
+                and math.isfinite(w) and w > 0):
+            raise ModelFileError(f"{where}: weight {w!r} is not a positive number")
+        reason = member_mismatch(members[0]["header"], m["header"])
+        if reason:
+            raise ModelFileError(f"{where}: {reason} (the members of an ensemble share the "
+                                 "classes and the preprocessing)")
+    total = math.fsum(m["weight"] for m in members)
+    if abs(total - 1.0) > 1e-6:
+        raise ModelFileError(f"{source}: the members' weights sum to {total!r}, not 1")
+    for key in ("classes", "input", "preprocess"):
+        if header[key] != members[0]["header"][key]:
+            raise ModelFileError(f"{source}: header {key!r} is not member 0's")
+    return header
+
+
+def member_label(header: Mapping[str, Any], i: int) -> str:
+    """``" member 3"`` for member 3 of an ensemble, ``""`` for a single model (appended to
+    the file name in messages)."""
+    return f" member {i}" if is_ensemble(header) else ""
+
+
+def member_tensors(tensors: Mapping[str, torch.Tensor], header: Mapping[str, Any],
+                   source: str) -> list[dict[str, torch.Tensor]]:
+    """The tensors of each member, names without the ``members.{i}.`` prefix
+    (``[tensors]`` for a single model); a tensor named for no member is an error."""
+    if not is_ensemble(header):
+        return [dict(tensors)]
+    parts, strays = split_members(tensors, len(header["members"]))
+    if strays:
+        raise ModelFileError(f"{source}: tensor {strays[0]!r} belongs to none of the "
+                             f"{len(parts)} members")
+    return parts
 
 
 def _is_int(value: Any, low: int, high: int) -> bool:
@@ -314,6 +369,19 @@ def make_header(**fields: Any) -> dict[str, Any]:
     return json.loads(json.dumps({**base, **fields}, default=json_default))
 
 
+def make_ensemble_header(members: Sequence[Mapping[str, Any]], weights: Sequence[float],
+                         files: Sequence[str | None], **fields: Any) -> dict[str, Any]:
+    """The header of an ensemble of the single-model headers ``members`` with their
+    ``weights`` and the files they came from (None: trained together), then ``fields``
+    (``created``, ``mefr_version``, ...). Shared fields are member 0's."""
+    first = members[0]
+    listed = [{"weight": float(w), "file": f, "header": dict(h)}
+              for h, w, f in zip(members, weights, files, strict=True)]
+    return make_header(format_version=ENSEMBLE_FORMAT_VERSION, **fields,
+                       ensemble={"rule": ENSEMBLE_RULE}, classes=first["classes"],
+                       input=first["input"], preprocess=first["preprocess"], members=listed)
+
+
 # --------------------------------------------------------------------------- files
 def save_model_file(
     path: str | os.PathLike, tensors: Mapping[str, torch.Tensor], header: Mapping[str, Any]
@@ -326,7 +394,8 @@ def save_model_file(
 
     out = Path(path)
     head = validate_header(json.loads(json.dumps(header, default=json_default)), str(out))
-    check_finite(tensors, f"{out}: refusing to save")
+    for i, part in enumerate(member_tensors(tensors, head, str(out))):
+        check_finite(part, f"{out}{member_label(head, i)}: refusing to save")
     flat = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
     with atomic_file(out) as tmp:
         save_file(flat, str(tmp), metadata={HEADER_KEY: json.dumps(head, sort_keys=False)})
@@ -368,5 +437,6 @@ def load_model_file(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
         tensors = load_file(str(path))
     except Exception as e:  # noqa: BLE001
         raise ModelFileError(f"{path}: cannot read the weights ({type(e).__name__}: {e})") from None
-    check_finite(tensors, str(path))
+    for i, part in enumerate(member_tensors(tensors, header, str(path))):
+        check_finite(part, f"{path}{member_label(header, i)}")
     return tensors, header

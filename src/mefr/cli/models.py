@@ -24,18 +24,24 @@ def _add_models(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pretrained", action="store_true",
                    help="list the trained models shipped with mefr (`mefr predict --model NAME`)")
     p.add_argument("--card", metavar="NAME", default=None,
-                   help="print the model card of a shipped model")
+                   help="print the model card of a shipped model, or describe a model file "
+                   "(its classes, preprocessing and members)")
 
 
 def _run_models(args: argparse.Namespace) -> int:
     from mefr.models.registry import HANDCRAFTED, model_specs
 
     if args.pretrained or args.card:
-        from mefr.predict.pretrained import PretrainedError, listing, model_card
+        from mefr.modelfile import ModelFileError, read_header
+        from mefr.predict.ensemble import model_summary
+        from mefr.predict.pretrained import is_shipped_name, listing, model_card
 
         try:
-            print(model_card(args.card) if args.card else listing(as_json=args.json))
-        except PretrainedError as e:
+            if args.card and not is_shipped_name(args.card):
+                print(model_summary(read_header(args.card), args.card))
+            else:
+                print(model_card(args.card) if args.card else listing(as_json=args.json))
+        except ModelFileError as e:
             return error(e)
         return 0
     specs = model_specs()
@@ -75,7 +81,12 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--protocol", action=_DeprecatedProtocol, default=argparse.SUPPRESS,
                    dest="labels", help=argparse.SUPPRESS)
     add_training_options(p)
-    p.add_argument("--seed", type=int, default=0)
+    seeds = p.add_mutually_exclusive_group()
+    seeds.add_argument("--seed", type=int, default=0)
+    seeds.add_argument("--seeds", default=None, metavar="SEEDS",
+                       help="train one model per seed (e.g. 0-4 or 0,3,5) and write them as "
+                       "one ensemble model file: its prediction is the mean of the members' "
+                       "class probabilities")
     p.add_argument("--cache", default=None, help="feature cache folder (default: none)")
     p.add_argument("--workers", type=int, default=None, help="preprocessing processes")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
@@ -85,24 +96,26 @@ def _add_train(p: argparse.ArgumentParser) -> None:
 
 
 def _run_train(args: argparse.Namespace) -> int:
+    from mefr.evaluate.protocols import parse_seeds
     from mefr.model_inputs import check_channels
-    from mefr.predict import load_training_data, train_model
+    from mefr.predict import load_training_data, train_ensemble
     from mefr.preprocess.sources import is_feature_source
     from mefr.train.config import resolve_config
 
     try:
+        seeds = parse_seeds(args.seeds) if args.seeds is not None else (args.seed,)
         config = resolve_config(args.preset, args.config, training_overrides(args))
         settings = settings_from_args(args, config.model)
         if not any(is_feature_source(s) for s in args.data):
             check_channels(config.channels, settings)
         data = load_training_data(args.data, args.labels, settings, args.cache, args.workers,
                                   progress=not args.no_progress)
-        predictor = train_model(data, config, seed=args.seed, device=args.device,
-                                progress=not args.no_progress)
+        predictor = train_ensemble(data, config, seeds, device=args.device,
+                                   progress=not args.no_progress)
         path = predictor.save(args.out)
     except (ValueError, OSError, RuntimeError) as e:
         return error(e)
-    d, t = predictor.header["data"], predictor.header["train"]
+    d = predictor.member_headers[0]["data"]
     counts = ", ".join(f"{c} {n}" for c, n in d["class_counts"].items())
     sets = ", ".join(f"{k} {n}" for k, n in d["datasets"].items())
     print(f"model file   {path}")
@@ -110,8 +123,14 @@ def _run_train(args: argparse.Namespace) -> int:
           f"classes {', '.join(predictor.class_names)}")
     print(f"data         {d['clips']} clips, {d['subjects']} subjects ({sets}); {counts}; "
           f"{d['failures']} clip(s) failed preprocessing")
-    print(f"training     {t['optimizer']} lr {t['lr']}, epoch {t['evaluated_epoch']} of "
-          f"{t['epochs']}, final training loss {t['final_train_loss']:.4f}, seed {t['seed']}")
+    for h in predictor.member_headers:
+        t = h["train"]
+        print(f"training     {t['optimizer']} lr {t['lr']}, epoch {t['evaluated_epoch']} of "
+              f"{t['epochs']}, final training loss {t['final_train_loss']:.4f}, seed "
+              f"{t['seed']}")
+    if predictor.is_ensemble:
+        print(f"prediction   the mean of the {len(predictor.models)} members' class "
+              "probabilities, per clip")
     return 0
 
 
@@ -185,12 +204,43 @@ def _run_predict(args: argparse.Namespace) -> int:
     return 0 if all(p.ok for p in preds) else 1
 
 
+# --------------------------------------------------------------------------- ensemble-model
+def _add_ensemble_model(p: argparse.ArgumentParser) -> None:
+    p.add_argument("models", nargs="+", metavar="MODEL",
+                   help="model files (single models or ensembles) or shipped model names")
+    p.add_argument("--out", required=True, metavar="ENSEMBLE.safetensors",
+                   help="the ensemble model file to write")
+    p.add_argument("--allow-version-mismatch", action="store_true",
+                   help="accept models made with another OpenCV / mefr major version (warns)")
+
+
+def _run_ensemble_model(args: argparse.Namespace) -> int:
+    from mefr.modelfile import ModelFileError, read_header
+    from mefr.predict.ensemble import bundle_model_files, model_summary
+    from mefr.predict.pretrained import is_shipped_name, pretrained_file
+
+    try:
+        paths = [pretrained_file(m) if is_shipped_name(m) else m for m in args.models]
+        out = bundle_model_files(paths, args.out, strict=not args.allow_version_mismatch)
+        print(model_summary(read_header(out), str(out)))
+    except (ModelFileError, OSError) as e:
+        return error(e)
+    return 0
+
+
 COMMANDS: tuple[Command, ...] = (
     Command("models", "list the networks and their parameter counts (--pretrained: the "
             "shipped trained models)", _add_models, _run_models),
-    Command("train", "fit one model on whole databases and write a model file (safetensors "
-            "weights + JSON header)", _add_train, _run_train, _train_interrupted),
+    Command("train", "fit one model (or one per seed: an ensemble, --seeds) on whole "
+            "databases and write a model file (safetensors weights + JSON header)", _add_train,
+            _run_train, _train_interrupted),
     Command("predict", "predict new clips (videos, frame folders, onset/apex pairs) with a "
             "model file or a shipped model (--model NAME); optionally explain", _add_predict,
             _run_predict),
+    Command("ensemble-model", "bundle model files (same classes and preprocessing) into one "
+            "ensemble model file for `mefr predict`", _add_ensemble_model, _run_ensemble_model,
+            description="Write one model file holding every member of the given model files. "
+            "Its prediction is the mean of the given models' class probabilities per clip "
+            "(each file weighs the same, shared among its own members). Models with other "
+            "classes or preprocessing than the first are refused."),
 )

@@ -32,6 +32,14 @@ Prediction (``mefr predict``)
     without frames, no face, ...) gets a :class:`Prediction` whose ``error`` names the
     input and the reason; the others are predicted.
 
+Ensembles (``mefr train --seeds 0-4``, ``mefr ensemble-model A B --out E``)
+    A model file may hold an ensemble: N member networks (one network's seeds, or
+    networks with the same classes and preprocessing) whose class probabilities are
+    averaged per clip with the file's weights. :func:`train_ensemble` trains one member
+    per seed; :func:`bundle_model_files` bundles model files into one;
+    :func:`ensemble_of` combines predictors in memory; :func:`model_summary` describes a
+    file's members (:mod:`mefr.predict.ensemble`).
+
 Shipped models (``mefr predict --model NAME``, ``mefr models --pretrained``)
     :meth:`Predictor.from_pretrained` loads a model that ships inside the package by name
     (``fr-megc2019``, ``off_apexnet-megc2019``), offline, after checking its sha256;
@@ -48,6 +56,7 @@ Explanations (``mefr predict --explain DIR``)
     onset and apex faces and the flow (HSV colour wheel and arrows).
 """
 
+from mefr.predict.ensemble import bundle_model_files, ensemble_of, model_summary
 from mefr.predict.explain import face_crops, flow_to_rgb, write_explanation
 from mefr.predict.inputs import (
     FramesInput,
@@ -66,6 +75,7 @@ from mefr.predict.training import (
     load_training_data,
     parse_source,
     raw_preprocess_section,
+    train_ensemble,
     train_model,
 )
 
@@ -77,7 +87,9 @@ __all__ = [
     "Predictor",
     "PretrainedError",
     "TrainingData",
+    "bundle_model_files",
     "describe_data",
+    "ensemble_of",
     "explanation_name",
     "face_crops",
     "flow_to_rgb",
@@ -85,11 +97,13 @@ __all__ = [
     "format_table",
     "load_training_data",
     "model_card",
+    "model_summary",
     "parse_source",
     "prepare_input",
     "pretrained_names",
     "raw_preprocess_section",
     "read_video",
+    "train_ensemble",
     "train_model",
     "write_explanation",
 ]

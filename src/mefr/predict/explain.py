@@ -64,8 +64,9 @@ def write_explanation(
     saliency: np.ndarray,
     settings: PreprocessSettings,
     network: str = "",
-    detectors: bool = True,
+    detectors: bool | None = True,
     channels: Sequence[str] = ("u", "v"),
+    members: int = 1,
 ) -> Path:
     """Draw one clip's explanation PNG (matplotlib, Agg).
 
@@ -74,7 +75,9 @@ def write_explanation(
     and as arrows over the apex face coloured by magnitude. Bottom row: per class, the
     saliency ``saliency[k]`` (:meth:`Predictor.saliency`, ``(K, h, w)`` on the network
     grid) upsampled to the crop and overlaid on the onset face, one colour scale shared by
-    all classes.
+    all classes. ``detectors``: whether the saliency scores are detector logits (True),
+    class logits (False) or, in an ensemble that mixes networks, each member's own (None);
+    ``members`` > 1: the maps are the mean of an ensemble's members' maps.
     """
     import matplotlib
 
@@ -137,7 +140,9 @@ def write_explanation(
 
     big = [cv2.resize(s, (w, h), interpolation=cv2.INTER_LINEAR) for s in saliency]
     vmax = max(float(max(b.max() for b in big)), 1e-12)
-    what = "detector {k} logit" if detectors else "class {k} logit"
+    what = {True: "detector {k} logit", False: "class {k} logit",
+            None: "detector or class {k} logit"}[detectors]
+    mean = f", mean of {members} members" if members > 1 else ""
     heat = plt.get_cmap("inferno")
     summed = ", ".join(channels)
     for j in range(ncols):
@@ -157,7 +162,7 @@ def write_explanation(
         mark = " (predicted)" if name == prediction.predicted else ""
         face_axes(ax, f"saliency of class '{name}'{mark}\n{scores}")
         fig.colorbar(cm.ScalarMappable(Normalize(0, vmax), heat), ax=ax, fraction=0.046,
-                     pad=0.04, label=f"|∂ {what.format(k=j)} / ∂ input|, sum over {summed}")
+                     pad=0.04, label=f"|∂ {what.format(k=j)} / ∂ input|, sum over {summed}{mean}")
     apex_text = clip.apex_frame if clip.apex_frame.startswith("frame ") else (
         f"{Path(clip.apex_frame).name} (frame {clip.apex_index} of {clip.num_frames})")
     fig.suptitle(

@@ -3,12 +3,20 @@
 :class:`Predictor` is built from a model file (:mod:`mefr.modelfile`) or by
 :func:`mefr.predict.training.train_model`; :meth:`Predictor.predict` gives one
 :class:`~mefr.predict.results.Prediction` per input, a failed input carrying its error.
+
+A predictor may hold an **ensemble** (a model file of format version 2, or
+:func:`mefr.predict.ensemble.ensemble_of`): N member networks that share the classes
+and the preprocessing. Each clip is preprocessed once; its class probabilities are the
+weighted mean of the members' softmax probabilities (:func:`weighted_mean`, the weights
+of the file, equal for seeds), its detector scores the weighted mean of the members'
+(when every member has detectors), and its saliency the weighted mean of the members'
+saliency maps.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -20,14 +28,20 @@ from mefr.modelfile import (
     ModelFileError,
     build_network,
     check_compatibility,
+    is_ensemble,
+    join_members,
     load_model_file,
+    member_headers,
+    member_label,
+    member_tensors,
+    member_weights,
     save_model_file,
     validate_header,
 )
 from mefr.models.base import GroupNet
 from mefr.predict.explain import write_explanation
 from mefr.predict.inputs import PredictInput, PreparedClip, describe_input, prepare_input
-from mefr.predict.results import Prediction, explanation_name, failure
+from mefr.predict.results import Prediction, describe_members, explanation_name, failure
 from mefr.preprocess.pipeline import PreprocessSettings
 
 
@@ -40,19 +54,54 @@ def _settings_of(header: Mapping[str, Any], source: str) -> PreprocessSettings:
         ) from None
 
 
+def weighted_mean(arrays: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarray:
+    """``sum_i weights[i] * arrays[i]`` (summed in float64, returned in the first array's
+    dtype); one array is returned as it is, so a single model's numbers are untouched."""
+    if len(arrays) != len(weights) or not arrays:
+        raise ValueError(f"{len(arrays)} arrays and {len(weights)} weights")
+    if len(arrays) == 1:
+        return arrays[0]
+    total = sum(float(w) * np.asarray(a, np.float64) for a, w in zip(arrays, weights, strict=True))
+    return np.asarray(total, dtype=np.asarray(arrays[0]).dtype)
+
+
+def load_checked(path: str | os.PathLike, strict: bool = True
+                 ) -> tuple[dict[str, Any], list[dict[str, torch.Tensor]], list[GroupNet]]:
+    """``(header, tensors of each member, network of each member)`` of a model file after
+    every check of :meth:`Predictor.from_file` (one member for a single model)."""
+    tensors, header = load_model_file(path)
+    source = str(path)
+    check_compatibility(header, source, strict=strict, stacklevel=4)  # warn at the caller's
+    parts = member_tensors(tensors, header, source)
+    nets = [build_network(h, part, f"{source}{member_label(header, i)}")
+            for i, (h, part) in enumerate(zip(member_headers(header), parts, strict=True))]
+    return header, parts, nets
+
+
 class Predictor:
-    """A trained network with its preprocessing, ready to predict new clips.
+    """A trained network (or an ensemble of them) with its preprocessing, ready to predict
+    new clips.
 
     Build it with :meth:`from_file` (a model file) or :func:`train_model`; ``header`` is
-    the model file's header (see :mod:`mefr.modelfile`).
+    the model file's header (see :mod:`mefr.modelfile`). ``model`` is one network, or
+    for an ensemble header (format version 2) the members' networks in the header's
+    order.
     """
 
-    def __init__(self, model: GroupNet, header: Mapping[str, Any], source: str = "<model>",
-                 device: str | torch.device = "cpu") -> None:
+    def __init__(self, model: GroupNet | Sequence[GroupNet], header: Mapping[str, Any],
+                 source: str = "<model>", device: str | torch.device = "cpu") -> None:
         self.header = validate_header(dict(header), source)
         self.source = source
         self.device = torch.device(device)
-        self.model = model.to(self.device).eval()
+        nets = [model] if isinstance(model, GroupNet) else list(model)
+        #: The single-model header of each member (one for a single model).
+        self.member_headers: tuple[dict[str, Any], ...] = tuple(member_headers(self.header))
+        if len(nets) != len(self.member_headers):
+            raise ValueError(f"{source}: the header lists {len(self.member_headers)} "
+                             f"member(s), {len(nets)} network(s) were given")
+        #: The members' networks (one for a single model) and their weights (sum 1).
+        self.models: tuple[GroupNet, ...] = tuple(m.to(self.device).eval() for m in nets)
+        self.weights: tuple[float, ...] = tuple(member_weights(self.header))
         self.settings = _settings_of(self.header, source)
         self.class_names: tuple[str, ...] = tuple(str(c) for c in self.header["classes"])
         self.channels: tuple[str, ...] = tuple(self.header["input"]["channels"])
@@ -68,7 +117,8 @@ class Predictor:
     @classmethod
     def from_file(cls, path: str | os.PathLike, strict: bool = True,
                   device: str | torch.device = "cpu") -> Predictor:
-        """Load a model file written by :meth:`save` (safetensors only; never unpickles).
+        """Load a model file written by :meth:`save` (safetensors only; never unpickles):
+        a single model or an ensemble (every member checked as a single model is).
 
         Raises :class:`~mefr.modelfile.ModelFileError` for a foreign or tampered file,
         another format version, sizes out of bounds, weights that do not fit or are not
@@ -76,11 +126,8 @@ class Predictor:
         mefr major version; warns
         (:class:`~mefr.modelfile.VersionMismatchWarning`) for smaller version differences.
         """
-        tensors, header = load_model_file(path)
-        source = str(path)
-        check_compatibility(header, source, strict=strict)
-        model = build_network(header, tensors, source)
-        return cls(model, header, source=source, device=device)
+        header, _, nets = load_checked(path, strict=strict)
+        return cls(nets, header, source=str(path), device=device)
 
     @classmethod
     def from_pretrained(cls, name: str, strict: bool = True,
@@ -97,18 +144,49 @@ class Predictor:
         return cls.from_file(pretrained_file(name), strict=strict, device=device)
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write the model file (safetensors weights + JSON header) to ``path``."""
+        """Write the model file (safetensors weights + JSON header) to ``path``; an
+        ensemble writes every member (format version 2)."""
+        if self.is_ensemble:
+            tensors = join_members([m.state_dict() for m in self.models])
+            return save_model_file(path, tensors, self.header)
         return save_model_file(path, self.model.state_dict(), self.header)
 
     # -- properties -------------------------------------------------------------------
     @property
+    def is_ensemble(self) -> bool:
+        """Whether this is an ensemble of several member networks."""
+        return is_ensemble(self.header)
+
+    @property
+    def model(self) -> GroupNet:
+        """The network of a single model; an ensemble has several (:attr:`models`)."""
+        if len(self.models) != 1:
+            raise ValueError(f"{self.source} is an ensemble of {len(self.models)} networks: "
+                             "use Predictor.models")
+        return self.models[0]
+
+    @property
+    def networks(self) -> tuple[str, ...]:
+        """The registry name of each member's network (one for a single model)."""
+        return tuple(str(h["network"]["name"]) for h in self.member_headers)
+
+    @property
     def network(self) -> str:
-        return str(self.header["network"]["name"])
+        """The registry name of the network; for an ensemble, ``"ensemble of 5 members
+        (fr x5)"``."""
+        return describe_members(self.networks)
 
     @property
     def has_detectors(self) -> bool:
-        """Whether the network has per-class detectors (the FR family)."""
-        return bool(self.header["network"].get("detectors", False))
+        """Whether the network (every member of an ensemble) has per-class detectors (the
+        FR family)."""
+        return all(bool(h["network"].get("detectors", False)) for h in self.member_headers)
+
+    @property
+    def _detector_saliency(self) -> bool | None:
+        """Whether the saliency scores are detector logits: True, False, None (mixed)."""
+        kinds = {bool(h["network"].get("detectors", False)) for h in self.member_headers}
+        return kinds.pop() if len(kinds) == 1 else None
 
     # -- inputs -----------------------------------------------------------------------
     def prepare(self, item: PredictInput, name: str = "") -> PreparedClip:
@@ -120,22 +198,18 @@ class Predictor:
         return np.ascontiguousarray(np.asarray(x)[..., self._channel_index, :, :], np.float32)
 
     # -- network ----------------------------------------------------------------------
-    @torch.no_grad()
     def forward(self, x: np.ndarray, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray | None]:
         """Class probabilities ``(B, K)`` and detector scores ``(B, K)`` (or None) of
-        network inputs ``x`` ``(B, C, H, W)``, in batches of ``batch_size``."""
-        self.model.eval()
-        probs, dets = [], []
-        for s in range(0, len(x), max(1, batch_size)):
-            xb = torch.from_numpy(np.ascontiguousarray(x[s:s + batch_size])).to(self.device)
-            out = self.model(xb)
-            probs.append(torch.softmax(out.logits.float(), dim=-1).cpu().numpy())
-            if out.detector_logits is not None:
-                dets.append(torch.sigmoid(out.detector_logits.float()).cpu().numpy())
+        network inputs ``x`` ``(B, C, H, W)``, in batches of ``batch_size``. An ensemble
+        gives the weighted means of its members' (detector scores only when every member
+        has detectors)."""
         k = len(self.class_names)
-        p = np.concatenate(probs) if probs else np.zeros((0, k), np.float32)
-        d = np.concatenate(dets) if dets else None
-        return p, d
+        outs = [_forward(m, x, batch_size, self.device, k) for m in self.models]
+        probs = weighted_mean([p for p, _ in outs], self.weights)
+        dets = [d for _, d in outs]
+        if any(d is None for d in dets):
+            return probs, None
+        return probs, weighted_mean(dets, self.weights)  # type: ignore[arg-type]
 
     def saliency(self, x: np.ndarray, samples: int = 16, noise: float = 0.1,
                  seed: int = 0) -> np.ndarray:
@@ -145,27 +219,12 @@ class Predictor:
         else the class-k logit. The map is ``|d score / d x|`` summed over the input
         channels; with ``samples > 1`` averaged over ``samples`` copies of ``x`` with
         Gaussian noise of standard deviation ``noise * (max(x) - min(x))`` (SmoothGrad),
-        drawn from ``seed``. ``x`` is one network input ``(C, H, W)``.
+        drawn from ``seed``. ``x`` is one network input ``(C, H, W)``. An ensemble's map is
+        the weighted mean of its members' maps (each member with its own score, the same
+        noisy copies).
         """
-        self.model.eval()
-        dtype = next(self.model.parameters()).dtype
-        base = torch.from_numpy(np.ascontiguousarray(x)).to(self.device, dtype)
-        n = max(1, int(samples))
-        batch = base.unsqueeze(0).repeat(n, 1, 1, 1)
-        if n > 1 and noise > 0:
-            gen = torch.Generator(device="cpu").manual_seed(seed)
-            sigma = float(noise) * float(base.max() - base.min())
-            draw = torch.randn(batch.shape, generator=gen, dtype=dtype)
-            batch = batch + sigma * draw.to(self.device)
-        batch.requires_grad_(True)
-        with torch.enable_grad():
-            out = self.model(batch)
-            scores = out.detector_logits if out.detector_logits is not None else out.logits
-            maps = []
-            for k in range(scores.shape[-1]):
-                (grad,) = torch.autograd.grad(scores[:, k].sum(), batch, retain_graph=True)
-                maps.append(grad.abs().sum(dim=1).mean(dim=0))
-        return torch.stack(maps).detach().cpu().numpy().astype(np.float32)
+        maps = [_saliency(m, x, self.device, samples, noise, seed) for m in self.models]
+        return weighted_mean(maps, self.weights)
 
     # -- the whole thing --------------------------------------------------------------
     def predict(self, inputs: Iterable[PredictInput], batch_size: int = 64,
@@ -194,7 +253,8 @@ class Predictor:
         if explain_dir is not None:
             for i, clip in prepared:
                 results[i] = self._explain(results[i], clip, Path(explain_dir), i, smoothgrad)
-        return [r for r in results if r is not None]
+        who = {"model": self.network, "members": len(self.models)}
+        return [replace(r, **who) for r in results if r is not None]
 
     def _prediction(self, clip: PreparedClip, probs: np.ndarray,
                     dets: np.ndarray | None) -> Prediction:
@@ -221,8 +281,49 @@ class Predictor:
         try:
             sal = self.saliency(self.network_input(clip.x), samples=samples)
             write_explanation(path, clip, pred, sal, self.settings, self.network,
-                              self.has_detectors, self.channels)
+                              self._detector_saliency, self.channels, len(self.models))
         except Exception as e:  # noqa: BLE001 - a failed figure must not lose the prediction
             note = f"explanation not written: {type(e).__name__}: {e}"
             return replace(pred, notes=(*pred.notes, note))
         return replace(pred, explanation=str(path))
+
+
+@torch.no_grad()
+def _forward(model: GroupNet, x: np.ndarray, batch_size: int, device: torch.device,
+             k: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """One network's class probabilities and detector scores (see :meth:`Predictor.forward`)."""
+    model.eval()
+    probs, dets = [], []
+    for s in range(0, len(x), max(1, batch_size)):
+        xb = torch.from_numpy(np.ascontiguousarray(x[s:s + batch_size])).to(device)
+        out = model(xb)
+        probs.append(torch.softmax(out.logits.float(), dim=-1).cpu().numpy())
+        if out.detector_logits is not None:
+            dets.append(torch.sigmoid(out.detector_logits.float()).cpu().numpy())
+    p = np.concatenate(probs) if probs else np.zeros((0, k), np.float32)
+    d = np.concatenate(dets) if dets else None
+    return p, d
+
+
+def _saliency(model: GroupNet, x: np.ndarray, device: torch.device, samples: int,
+              noise: float, seed: int) -> np.ndarray:
+    """One network's saliency maps ``(K, H, W)`` (see :meth:`Predictor.saliency`)."""
+    model.eval()
+    dtype = next(model.parameters()).dtype
+    base = torch.from_numpy(np.ascontiguousarray(x)).to(device, dtype)
+    n = max(1, int(samples))
+    batch = base.unsqueeze(0).repeat(n, 1, 1, 1)
+    if n > 1 and noise > 0:
+        gen = torch.Generator(device="cpu").manual_seed(seed)
+        sigma = float(noise) * float(base.max() - base.min())
+        draw = torch.randn(batch.shape, generator=gen, dtype=dtype)
+        batch = batch + sigma * draw.to(device)
+    batch.requires_grad_(True)
+    with torch.enable_grad():
+        out = model(batch)
+        scores = out.detector_logits if out.detector_logits is not None else out.logits
+        maps = []
+        for c in range(scores.shape[-1]):
+            (grad,) = torch.autograd.grad(scores[:, c].sum(), batch, retain_graph=True)
+            maps.append(grad.abs().sum(dim=1).mean(dim=0))
+    return torch.stack(maps).detach().cpu().numpy().astype(np.float32)

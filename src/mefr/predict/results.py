@@ -25,7 +25,10 @@ class Prediction:
     ``None`` for networks without detectors; ``apex_index`` position of the apex frame
     (0 = onset) and ``apex_frame`` its name; ``face_box`` ``(x, y, w, h)`` on the onset
     frame; ``explanation`` the PNG written, if any; ``error`` why the input could not be
-    predicted (then the other fields are ``None``).
+    predicted (then the other fields are ``None``); ``model`` what answered (the network,
+    or ``"ensemble of 5 members (fr x5)"``) and ``members`` how many networks (more than
+    one: an ensemble, whose probabilities and detector scores are the weighted means of
+    its members').
     """
 
     input: str
@@ -40,6 +43,8 @@ class Prediction:
     notes: tuple[str, ...] = ()
     explanation: str | None = None
     error: str | None = None
+    model: str | None = None
+    members: int = 1
 
     @property
     def ok(self) -> bool:
@@ -60,7 +65,19 @@ class Prediction:
             "notes": list(self.notes),
             "explanation": self.explanation,
             "error": self.error,
+            "model": self.model,
+            "members": self.members,
         }
+
+
+def describe_members(networks: Sequence[str]) -> str:
+    """``"fr"`` for one network; ``"ensemble of 5 members (fr x5)"`` or ``"ensemble of 3
+    members (fr x2 + off_apexnet)"`` for several (networks in order of first appearance)."""
+    if len(networks) == 1:
+        return str(networks[0])
+    counts = {n: list(networks).count(n) for n in dict.fromkeys(networks)}
+    parts = " + ".join(n if c == 1 else f"{n} x{c}" for n, c in counts.items())
+    return f"ensemble of {len(networks)} members ({parts})"
 
 
 def failure(name: str, kind: str, e: BaseException) -> Prediction:
@@ -81,11 +98,15 @@ def explanation_name(i: int, name: str) -> str:
 
 def format_table(predictions: Sequence[Prediction], class_names: Sequence[str]) -> str:
     """A plain-text table of predictions: input, predicted class, probabilities, detector
-    scores, apex; failed inputs show their error."""
+    scores, apex; failed inputs show their error. An ensemble's table starts with a line
+    that names it and its members."""
     width = max([5, *(len(_short(p.input)) for p in predictions)])
     cols = " ".join(f"{'p_' + c[:8]:>10}" for c in class_names)
     dets = " ".join(f"{'d_' + c[:8]:>10}" for c in class_names)
-    lines = [f"{'input':<{width}} {'predicted':<11} {cols} {dets} apex"]
+    lines = [f"model: {p.model}; p_ and d_ are the weighted means of the {p.members} "
+             "members' probabilities and detector scores"
+             for p in predictions[:1] if p.members > 1]
+    lines.append(f"{'input':<{width}} {'predicted':<11} {cols} {dets} apex")
     for p in predictions:
         if not p.ok:
             lines.append(f"{_short(p.input):<{width}} error: {p.error}")

@@ -3,7 +3,8 @@
 :func:`load_training_data` reads raw databases (through their readers, a label protocol
 and :func:`mefr.preprocess.build_features`), the synthetic databases, or a pre-computed
 flow set; :func:`train_model` fits the network with :func:`mefr.train.engine.train_group`
-(one job: every row trains, none is tested) and fills the model file's header.
+(one job: every row trains, none is tested) and fills the model file's header;
+:func:`train_ensemble` trains one model per seed and combines them into an ensemble.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from mefr.data.flowset import FlowSet, select_channels
 from mefr.data.table import features_fingerprint, group_key
 from mefr.modelfile import make_header
 from mefr.models.registry import is_handcrafted, model_entry
+from mefr.predict.ensemble import ensemble_of
 from mefr.predict.predictor import Predictor
 from mefr.preprocess.pipeline import PreprocessSettings
 from mefr.preprocess.sources import (  # noqa: F401 - re-exported (mefr.predict)
@@ -176,3 +178,22 @@ def train_model(data: TrainingData, config: TrainConfig, seed: int = 0, device: 
     return Predictor(model, header, source="<trained>")
 
 
+def train_ensemble(data: TrainingData, config: TrainConfig, seeds: Sequence[int],
+                   device: str = "auto", progress: bool = False) -> Predictor:
+    """Fit one network per seed on every clip of ``data`` and return their ensemble (a
+    :class:`Predictor` whose probabilities are the mean of the members', each weighing
+    ``1 / len(seeds)``); one seed gives a single model.
+
+    The seeds are trained one after another, each exactly as :func:`train_model` with
+    that seed trains it, so member k is the model ``mefr train --seed SEEDS[k]`` writes.
+    """
+    chosen = [int(s) for s in seeds]
+    if not chosen:
+        raise ValueError("train_ensemble needs at least one seed")
+    if len(set(chosen)) != len(chosen):
+        raise ValueError(f"seeds {chosen} repeat a seed: the members would be the same model")
+    models = [train_model(data, config, seed=s, device=device, progress=progress)
+              for s in chosen]
+    if len(models) == 1:
+        return models[0]
+    return ensemble_of(models, files=[None] * len(models))
