@@ -9,22 +9,13 @@ import torch
 import yaml
 
 from mefr.data.flowset import FlowSet
-from mefr.evaluate.runner import (
-    config_differences,
-    curves_path,
-    fold_path,
-    read_curves,
-    run_protocol,
-)
+from mefr.evaluate.rundir import config_differences, curves_path, fold_path, read_curves
+from mefr.evaluate.runner import run_protocol
 from mefr.models.registry import create_model
+from mefr.train.augment import flip_flow, shift_images
 from mefr.train.config import TrainConfig, resolve_config
-from mefr.train.engine import (
-    Job,
-    TrainingDiverged,
-    flip_flow,
-    shift_images,
-    train_group,
-)
+from mefr.train.engine import TrainingDiverged, train_group
+from mefr.train.jobs import Job
 from mefr.train.losses import classification_loss
 
 SMALL_FR = {"shared_dim": 32, "widths": (2, 4), "detector_hidden": 8, "classifier_hidden": 16}

@@ -21,7 +21,8 @@ import pytest
 from mefr.evaluate.protocols import CDMER_EXPERIMENTS
 from mefr.models.registry import model_specs
 from mefr.report import targets as T
-from mefr.report.reproduce import ReproduceError, ReproduceOptions, Reproducer, SyntheticSpec
+from mefr.report.options import ReproduceError, ReproduceOptions, SyntheticSpec
+from mefr.report.reproduce import Reproducer
 
 REPO = Path(__file__).resolve().parents[1]
 FLOWSET = REPO.parent / "shared" / "data" / "megc2019-cde-flow"
@@ -114,7 +115,8 @@ def test_run_directory_layout(tmp_path):
 
 
 def test_run_status_names_complete_partial_and_extended_runs(tmp_path):
-    from mefr.report.reproduce import NOT_RUN, run_status
+    from mefr.evaluate.rundir import NOT_RUN
+    from mefr.report.runs import run_status
 
     run = tmp_path / "run"
     assert run_status(run) == NOT_RUN

@@ -66,7 +66,7 @@ from typing import Any
 
 import torch
 
-from mefr._env import mefr_version, opencv_version, package_version  # noqa: F401 - re-exported
+from mefr._env import mefr_version, opencv_version, package_version
 from mefr._io import atomic_file, json_default
 from mefr.models.base import GroupNet
 from mefr.models.registry import create_model

@@ -39,16 +39,6 @@ from mefr.evaluate.rundir import RunDir, RunDirError
 from mefr.evaluate.runner import RunInterrupted, RunResult, run_protocol
 from mefr.evaluate.summary import RunWarning, scores_frame
 
-
-def __getattr__(name: str) -> object:
-    """Shim: ``load_features`` moved to :mod:`mefr.preprocess.sources`."""
-    if name == "load_features":
-        from mefr.preprocess.sources import load_features
-
-        return load_features
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 __all__ = [
     "CDMER_EXPERIMENTS",
     "COMPOSITE",
@@ -65,7 +55,6 @@ __all__ = [
     "Scores",
     "accuracy",
     "confusion_matrix",
-    "load_features",
     "per_class_f1",
     "per_class_recall",
     "protocol_folds",

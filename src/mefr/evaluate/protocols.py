@@ -33,7 +33,7 @@ from sklearn.model_selection import LeaveOneGroupOut
 from mefr.data.table import DATASETS, group_key
 
 if TYPE_CHECKING:
-    from mefr.train.engine import Job
+    from mefr.train.jobs import Job
 
 #: The databases of the MEGC 2019 composite (CDE protocol, Table 9).
 CDE_DATASETS: tuple[str, ...] = ("smic_hs", "casme2", "samm")
@@ -300,8 +300,8 @@ def job_key(seed: int, fold: str) -> str:
 
 
 def build_jobs(folds: Sequence[Fold], seeds: Sequence[int]) -> list[Job]:
-    """One engine :class:`~mefr.train.engine.Job` per (seed, fold), seeds outermost."""
-    from mefr.train.engine import Job
+    """One engine :class:`~mefr.train.jobs.Job` per (seed, fold), seeds outermost."""
+    from mefr.train.jobs import Job
 
     return [
         Job(key=job_key(s, f.name), seed=int(s), train_idx=f.train_idx, test_idx=f.test_idx)

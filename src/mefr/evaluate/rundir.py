@@ -91,7 +91,7 @@ def curves_path(fold_csv: Path) -> Path:
 
 
 def write_curves(path: Path, curves: Mapping[str, np.ndarray]) -> None:
-    """Write a job's learning curves (:data:`mefr.train.engine.CURVE_ARRAYS`) atomically,
+    """Write a job's learning curves (:data:`mefr.train.jobs.CURVE_ARRAYS`) atomically,
     compressed; probabilities stay float16."""
     arrays = {k: np.asarray(v) for k, v in curves.items()}
     atomic_write(path, lambda f: np.savez_compressed(f, **arrays))

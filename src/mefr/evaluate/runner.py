@@ -25,7 +25,6 @@ and :meth:`RunResult.summary` holds the text a caller shows (``mefr evaluate`` p
 
 from __future__ import annotations
 
-import importlib
 import logging
 import warnings
 from collections.abc import Callable, Iterable, Sequence
@@ -55,26 +54,9 @@ from mefr.evaluate.summary import (
 from mefr.train.config import TrainConfig
 
 if TYPE_CHECKING:
-    from mefr.train.engine import Job
+    from mefr.train.jobs import Job
 
 logger = logging.getLogger(__name__)
-#: Shims: names that moved, importable from here until report/, cli.py and the tests
-#: import them from their new homes (then delete this table and ``__getattr__``).
-_MOVED: dict[str, str] = {
-    **dict.fromkeys(("COMPARED_KEYS", "OUTPUTS", "config_differences", "curves_path",
-                     "fold_path", "read_curves", "write_curves"), "mefr.evaluate.rundir"),
-    **dict.fromkeys(("DATASET_ORDER", "DISPLAY_NAMES", "METRIC_NAMES", "POOLING",
-                     "STD_DEFINITION", "selection_note"), "mefr.evaluate.summary"),
-    **dict.fromkeys(("FEATURE_LOADERS", "load_features", "register_feature_loader"),
-                    "mefr.preprocess.sources"),
-    "code_revision": "mefr._env",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MOVED:
-        return getattr(importlib.import_module(_MOVED[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class RunInterrupted(KeyboardInterrupt):

@@ -64,7 +64,6 @@ from mefr.predict.training import (
     TrainingData,
     describe_data,
     load_training_data,
-    parse_source,
     raw_preprocess_section,
     train_model,
 )
@@ -85,7 +84,6 @@ __all__ = [
     "format_table",
     "load_training_data",
     "model_card",
-    "parse_source",
     "prepare_input",
     "pretrained_names",
     "raw_preprocess_section",

@@ -28,7 +28,7 @@ from mefr.models.base import GroupNet
 from mefr.predict.explain import write_explanation
 from mefr.predict.inputs import PredictInput, PreparedClip, describe_input, prepare_input
 from mefr.predict.results import Prediction, explanation_name, failure
-from mefr.preprocess.pipeline import PreprocessSettings
+from mefr.preprocess.settings import PreprocessSettings
 
 
 def _settings_of(header: Mapping[str, Any], source: str) -> PreprocessSettings:

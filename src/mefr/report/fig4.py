@@ -14,12 +14,13 @@ import numpy as np
 import pandas as pd
 
 from mefr._env import describe_device
+from mefr.evaluate.rundir import NOT_RUN
 from mefr.models.registry import display_name
 from mefr.report import paper as P
 from mefr.report.figures import tsne_embedding, tsne_figure
 from mefr.report.notes import train_text
 from mefr.report.options import ReproduceError
-from mefr.report.runs import NOT_RUN, Runs
+from mefr.report.runs import Runs
 from mefr.report.tables import Cell, Column, ReportTable, Row
 
 #: The two panels: (tag, network, what its feature is).
@@ -140,7 +141,9 @@ def _train(runs: Runs, run_dir: Path, synthetic: bool) -> None:
 
     from mefr.data.flowset import select_channels
     from mefr.data.table import features_fingerprint, group_key
-    from mefr.train.engine import Job, resolve_device, train_group
+    from mefr.train.engine import train_group
+    from mefr.train.jobs import Job
+    from mefr.train.runtime import resolve_device
 
     opts = runs.options
     features, source = runs.features.get("cde", "fr", synthetic)
