@@ -1,6 +1,6 @@
 """Evaluation: protocol splitters, the paper's metrics (Eqs. 9-13) and the protocol runner.
 
-* :mod:`mefr.evaluate.protocols` - LOSO / CDE / CDMER splitters (scikit-learn shape) and
+* :mod:`mefr.evaluate.protocols` - LOSO / CDE / CDMER / holdout splitters (scikit-learn shape) and
   :func:`protocol_folds`.
 * :mod:`mefr.evaluate.metrics` - Acc, UF1, UAR, per-class F1 / recall, confusion matrices
   on pooled predictions.
@@ -33,6 +33,7 @@ from mefr.evaluate.protocols import (
     CdmerExperiment,
     CrossDatabase,
     Fold,
+    Holdout,
     protocol_folds,
 )
 from mefr.evaluate.rundir import RunDir, RunDirError
@@ -47,6 +48,7 @@ __all__ = [
     "CdmerExperiment",
     "CrossDatabase",
     "Fold",
+    "Holdout",
     "RunDir",
     "RunDirError",
     "RunInterrupted",
