@@ -74,7 +74,7 @@ def check_channels(channels: Sequence[str], settings: PreprocessSettings) -> Non
     """Raise ``ValueError`` with the fix when features made with ``settings`` lack one of
     ``channels`` (e.g. STSTNet's ``strain`` without ``--strain``).
 
-    >>> from mefr.preprocess.pipeline import PreprocessSettings
+    >>> from mefr.preprocess.settings import PreprocessSettings
     >>> check_channels(["u", "v"], PreprocessSettings())  # nothing missing: no error
     >>> try:
     ...     check_channels(["u", "v", "strain"], PreprocessSettings())
