@@ -18,7 +18,9 @@ import torch
 from _common import command_line, emit, hardware
 
 from mefr.train.config import TrainConfig
-from mefr.train.engine import Job, resolve_device, train_group
+from mefr.train.engine import train_group
+from mefr.train.jobs import Job
+from mefr.train.runtime import resolve_device
 
 
 def _jobs(n_jobs: int, n_train: int, n_test: int) -> list[Job]:

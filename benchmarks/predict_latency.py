@@ -48,7 +48,8 @@ from mefr.predict import Predictor, folder_frames, load_training_data, train_mod
 from mefr.preprocess.apex import spot_apex
 from mefr.preprocess.face import DETECT_MAX_SIDE, as_grey, crop, face_box, read_image
 from mefr.preprocess.flow import compute_flow
-from mefr.preprocess.pipeline import PreprocessSettings, available_cores
+from mefr.preprocess.pipeline import available_cores
+from mefr.preprocess.settings import PreprocessSettings
 from mefr.train.config import resolve_config
 
 

@@ -31,7 +31,8 @@ import numpy as np
 from _common import command_line, cpu_model, emit
 
 from mefr.data import read_database, write_synthetic_databases
-from mefr.preprocess.pipeline import PreprocessSettings, available_cores, build_features
+from mefr.preprocess.pipeline import available_cores, build_features
+from mefr.preprocess.settings import PreprocessSettings
 
 
 def time_build(table, settings: PreprocessSettings, workers: int) -> float:

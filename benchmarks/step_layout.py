@@ -19,7 +19,7 @@ import time
 import torch
 from _common import group_train_step
 
-from mefr.train.engine import resolve_device
+from mefr.train.runtime import resolve_device
 
 
 def time_steps(model_name: str, g: int, channels_last: bool, device: torch.device,

@@ -39,8 +39,10 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from mefr.models.registry import count_parameters, create_model
 from mefr.train.config import TrainConfig
-from mefr.train.engine import Job, resolve_device, train_group
+from mefr.train.engine import train_group
+from mefr.train.jobs import Job
 from mefr.train.losses import fr_loss
+from mefr.train.runtime import resolve_device
 
 #: Bytes of fp32 weight traffic per parameter and training step with Adam, the least a
 #: step can move when the weights do not stay in cache: the forward and the backward

@@ -22,7 +22,8 @@ from mefr.data.table import group_key
 from mefr.evaluate.metrics import uf1
 from mefr.evaluate.protocols import protocol_folds
 from mefr.train.config import resolve_config
-from mefr.train.engine import Job, train_group
+from mefr.train.engine import train_group
+from mefr.train.jobs import Job
 
 RECIPES: dict[str, tuple[str, str, dict]] = {
     # name: (model, preset, overrides)

@@ -25,8 +25,8 @@ def _help(capsys, *argv: str) -> str:
 # --------------------------------------------------------------------------- help
 def test_help_shows_each_options_default(capsys):
     text = " ".join(_help(capsys, "evaluate").split())  # argparse wraps lines
-    assert "--protocol PROTOCOL the split: cde | loso | loso:<dataset> | cdmer:<n> " \
-        "(default: cde)" in text
+    assert "--protocol PROTOCOL the split: cde | loso | loso:<dataset> | cdmer:<n> | " \
+        "holdout[:<fraction>[:<seed>]] (default: cde)" in text
     assert "Ray: retries of a failed task (default: 2)" in text
     assert "--seeds SEEDS e.g. 0-9 or 0,3,5 (default: 0)" in text
     assert "(default: None)" not in text and "(default: False)" not in text

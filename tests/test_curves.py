@@ -9,22 +9,14 @@ import torch
 import yaml
 
 from mefr.data.flowset import FlowSet
-from mefr.evaluate.runner import (
-    config_differences,
-    curves_path,
-    fold_path,
-    read_curves,
-    run_protocol,
-)
+from mefr.evaluate.identity import config_differences
+from mefr.evaluate.rundir import RunDir, fold_path
+from mefr.evaluate.runner import run_protocol
 from mefr.models.registry import create_model
+from mefr.train.augment import flip_flow, shift_images
 from mefr.train.config import TrainConfig, resolve_config
-from mefr.train.engine import (
-    Job,
-    TrainingDiverged,
-    flip_flow,
-    shift_images,
-    train_group,
-)
+from mefr.train.engine import TrainingDiverged, train_group
+from mefr.train.jobs import Job
 from mefr.train.losses import classification_loss
 
 SMALL_FR = {"shared_dim": 32, "widths": (2, 4), "detector_hidden": 8, "classifier_hidden": 16}
@@ -199,9 +191,10 @@ def test_runner_keeps_curves_beside_each_fold_and_predictions_do_not_change(tmp_
     b = run_protocol(feats, "cde", cfg, "0", tmp_path / "b", progress=False, curves=False)
     pd.testing.assert_frame_equal(a.predictions, b.predictions)
     fold = fold_path(tmp_path / "a", 0, "casme2/01")
-    c = read_curves(curves_path(fold))
+    c = RunDir(tmp_path / "a").curves(0, "casme2/01")
     got = pd.read_csv(fold)
     assert c["test"].shape == (2, len(got), 3)
     np.testing.assert_allclose(c["test"][-1], got[[f"p_{k}" for k in feats.class_names]],
                                atol=1e-3)
-    assert not curves_path(fold_path(tmp_path / "b", 0, "casme2/01")).exists()
+    assert RunDir(tmp_path / "b").curves(0, "casme2/01") is None
+    assert not list((tmp_path / "b").rglob("*.npz"))

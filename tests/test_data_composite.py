@@ -68,7 +68,8 @@ def test_the_same_subject_id_in_two_databases_is_two_subjects(new_databases):
 def test_every_new_format_goes_through_preprocessing(new_databases, tmp_path):
     """Files -> table -> labels -> faces, apex, TV-L1 flow: two clips of each new format
     (greyscale 4DME, long SMIC-E clips without apex, CAS(ME)^3's shared videos...)."""
-    from mefr.preprocess.pipeline import PreprocessSettings, build_features
+    from mefr.preprocess.pipeline import build_features
+    from mefr.preprocess.settings import PreprocessSettings
 
     tables = [read_database_spec(f"{n}:{new_databases[n]}").iloc[:2] for n in NEW]
     with warnings.catch_warnings():

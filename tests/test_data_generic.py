@@ -69,7 +69,7 @@ def test_spec_with_a_frames_folder_and_the_data_source(tmp_path: Path) -> None:
                "p1,y,x/y,1,2,4,happiness\np2,z,x/y,1,3,4,surprise\n")
     table = read_database_spec(f"csv:{csv}?frames={tmp_path / 'elsewhere'}")
     assert len(table) == 2 and table["frame_numbers"].iloc[0] == (1, 2, 3, 4)
-    from mefr.preprocess.pipeline import PreprocessSettings
+    from mefr.preprocess.settings import PreprocessSettings
     from mefr.preprocess.sources import load_sources
 
     fs = load_sources([f"csv:{csv}?frames={tmp_path / 'elsewhere'}"], "cde",

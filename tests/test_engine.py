@@ -14,13 +14,8 @@ from sklearn.metrics import f1_score
 
 from mefr.evaluate.metrics import uf1
 from mefr.train.config import TrainConfig
-from mefr.train.engine import (
-    Job,
-    inner_split,
-    macro_f1_per_model,
-    plan_groups,
-    train_group,
-)
+from mefr.train.engine import macro_f1_per_model, train_group
+from mefr.train.jobs import Job, inner_split, plan_groups
 
 
 def _toy(n=72, seed=0):

@@ -14,20 +14,19 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from mefr import __version__
+from mefr._env import opencv_version, package_version
 from mefr.cli import main
 from mefr.data.flowset import load_flowset, select_channels
 from mefr.modelfile import (
-    ENSEMBLE_FORMAT_VERSION,
     FORMAT_VERSION,
     HEADER_KEY,
     ModelFileError,
     VersionMismatchWarning,
     make_header,
-    opencv_version,
-    package_version,
     read_header,
     save_model_file,
 )
+from mefr.modelmembers import ENSEMBLE_FORMAT_VERSION
 from mefr.models.registry import create_model
 from mefr.predict import (
     Predictor,
@@ -38,7 +37,7 @@ from mefr.predict import (
 )
 from mefr.predict.pretrained import pretrained_file, pretrained_model
 from mefr.predict.results import describe_members
-from mefr.preprocess.pipeline import PreprocessSettings
+from mefr.preprocess.settings import PreprocessSettings
 
 CLASSES = ["negative", "positive", "surprise"]
 #: Small networks (same structure, narrower layers): files of a few hundred kB.

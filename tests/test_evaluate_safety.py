@@ -161,18 +161,3 @@ def test_the_runner_prints_nothing_and_logs_its_summary(tmp_path: Path, capsys,
     assert again.summary() == f"{tmp_path}: run complete (5 folds); nothing to do\n"
     logged = [r.getMessage() for r in caplog.records]
     assert logged == [res.summary().rstrip("\n"), again.summary().rstrip("\n")]
-
-
-def test_moved_names_stay_importable_from_the_runner() -> None:
-    """Shims for report/ and cli.py (listed in docs/architecture.md); remove them when
-    nothing imports them from here any more."""
-    from mefr.evaluate import load_features, runner
-    from mefr.evaluate.rundir import fold_path
-    from mefr.preprocess import sources
-
-    assert runner.load_features is sources.load_features is load_features
-    assert runner.fold_path is fold_path
-    assert runner.FEATURE_LOADERS is sources.FEATURE_LOADERS
-    assert np.array_equal(runner.parse_seeds("0-2"), [0, 1, 2])
-    with pytest.raises(AttributeError):
-        runner.no_such_name  # noqa: B018

@@ -30,7 +30,8 @@ from mefr.evaluate.executors import (
 from mefr.evaluate.runner import run_protocol
 from mefr.preprocess.sources import register_feature_loader
 from mefr.train.config import TrainConfig
-from mefr.train.engine import Job, train_group
+from mefr.train.engine import train_group
+from mefr.train.jobs import Job
 
 CLASSES = ("negative", "positive", "surprise")
 SUBJECTS = ("s1", "s2", "s3", "s4")

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import skimage.data
 
+from mefr.preprocess.clip import clip_features
 from mefr.preprocess.face import (
     Box,
     FaceNotFoundError,
@@ -22,7 +23,7 @@ from mefr.preprocess.face import (
     face_box,
     read_image,
 )
-from mefr.preprocess.pipeline import PreprocessSettings, clip_features
+from mefr.preprocess.settings import PreprocessSettings
 
 # The astronaut's face in skimage.data.astronaut() (512x512), read off the image by eye:
 # the eyes, nose and mouth lie within x 185..265, y 80..170.

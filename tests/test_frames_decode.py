@@ -18,7 +18,8 @@ import skimage.data
 
 from mefr.data.table import make_table
 from mefr.preprocess.face import FrameReadError, read_image, truncation
-from mefr.preprocess.pipeline import PreprocessSettings, build_features
+from mefr.preprocess.pipeline import build_features
+from mefr.preprocess.settings import PreprocessSettings
 
 SIDE = 96
 

@@ -16,7 +16,8 @@ from sklearn.svm import SVC
 from mefr.models.registry import create_model, is_handcrafted, model_entry, model_specs
 from mefr.preprocess.lbptop import lbp_top_dim
 from mefr.train.config import TrainConfig, resolve_config
-from mefr.train.engine import Job, job_seed, train_group
+from mefr.train.engine import train_group
+from mefr.train.jobs import Job, job_seed
 
 
 def _blobs(seed: int = 0, n: int = 60, k: int = 3, d: int = 12) -> tuple[np.ndarray, np.ndarray]:

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import ast
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -207,6 +208,115 @@ def oversized() -> dict[str, int]:
     return {p: n for p, n in sizes.items() if n > MAX_LINES}
 
 
+def _module_level(tree: ast.Module) -> Iterator[ast.stmt]:
+    """The statements run when a module is imported: its body, with the bodies of its
+    top-level ``if`` / ``try`` blocks (``if TYPE_CHECKING:``, optional imports)."""
+    todo = list(tree.body)
+    while todo:
+        node = todo.pop(0)
+        yield node
+        if isinstance(node, ast.If | ast.Try):
+            todo[:0] = [*node.body, *node.orelse, *getattr(node, "finalbody", [])]
+            for handler in getattr(node, "handlers", []):
+                todo[:0] = handler.body
+
+
+def _imported_names(tree: ast.Module) -> dict[str, int]:
+    """``{name: line}`` of the names a module binds by importing them at module level
+    (``from m import a``, ``import m as a``; a plain ``import a.b`` imports for its
+    side effects and binds nothing new to re-export)."""
+    out: dict[str, int] = {}
+    for node in _module_level(tree):
+        if isinstance(node, ast.ImportFrom) and node.module != "__future__":
+            out.update({a.asname or a.name: node.lineno for a in node.names})
+        elif isinstance(node, ast.Import):
+            out.update({a.asname: node.lineno for a in node.names if a.asname})
+    return out
+
+
+def _defined_names(tree: ast.Module) -> set[str]:
+    """The names a module defines itself at module level (def, class, assignment)."""
+    out: set[str] = set()
+    for node in _module_level(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            out.add(node.name)
+        elif isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            out |= {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+    return out
+
+
+def _dunder_all(tree: ast.Module) -> set[str]:
+    for node in _module_level(tree):
+        if isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if any(isinstance(t, ast.Name) and t.id == "__all__" for t in targets):
+                return {e.value for e in ast.walk(node.value)
+                        if isinstance(e, ast.Constant) and isinstance(e.value, str)}
+    return set()
+
+
+def _used_names(tree: ast.Module) -> set[str]:
+    """Every name the module's code reads, quoted annotations included."""
+    used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    for node in ast.walk(tree):
+        notes = []
+        if isinstance(node, ast.arg | ast.AnnAssign):
+            notes = [node.annotation]
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            notes = [node.returns]
+        for note in notes:
+            for c in ast.walk(note) if note is not None else ():
+                if isinstance(c, ast.Constant) and isinstance(c.value, str):
+                    with contextlib.suppress(SyntaxError):
+                        used |= {n.id for n in ast.walk(ast.parse(c.value, mode="eval"))
+                                 if isinstance(n, ast.Name)}
+    return used
+
+
+def reexports(source: str, rel: str) -> list[str]:
+    """How a module (not a package ``__init__``) hands on names it imports: an imported
+    name it never uses, one listed in ``__all__``, or a module-level ``__getattr__``."""
+    tree = ast.parse(source)
+    used, listed, own = _used_names(tree), _dunder_all(tree), _defined_names(tree)
+    found = [f"{rel}:{line}: {name!r} imported but not used (a re-export)"
+             for name, line in _imported_names(tree).items() if name not in used]
+    found += [f"{rel}: {name!r} in __all__ is imported, not defined here"
+              for name in sorted(listed - own) if name in _imported_names(tree)]
+    found += [f"{rel}:{node.lineno}: a module-level __getattr__ forwards names"
+              for node in _module_level(tree)
+              if isinstance(node, ast.FunctionDef) and node.name == "__getattr__"]
+    return found
+
+
+def reexport_violations() -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for path in _sources():
+        if path.name != "__init__.py":
+            found = reexports(path.read_text(encoding="utf-8"), _rel(path))
+            if found:
+                out[_rel(path)] = found
+    return out
+
+
+def foreign_imports(files: list[Path]) -> list[str]:
+    """``from M import name`` in ``files`` where ``M`` is a module of src/mefr (not a
+    package) that imports ``name`` from elsewhere instead of defining it."""
+    borrowed: dict[str, set[str]] = {}
+    for path in _sources():
+        if path.name != "__init__.py":
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            borrowed[_module_name(path)] = set(_imported_names(tree)) - _defined_names(tree)
+    found = []
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module in borrowed:
+                found += [f"{path.relative_to(SRC.parent)}:{node.lineno}: {a.name} from "
+                          f"{node.module}" for a in node.names
+                          if a.name in borrowed[node.module]]
+    return found
+
+
 # ----------------------------------------------------------------------------- the checks
 def test_the_checks_see_what_they_look_for(tmp_path: Path) -> None:
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": set()}
@@ -267,3 +377,34 @@ def test_no_source_file_is_over_the_limit() -> None:
     big = oversized()
     assert not big, f"files over {MAX_LINES} lines: " + ", ".join(
         f"{p} ({n})" for p, n in sorted(big.items()))
+
+
+def test_the_reexport_checks_see_what_they_look_for() -> None:
+    code = ("from __future__ import annotations\nfrom typing import TYPE_CHECKING\n"
+            "import os.path\nimport numpy as np\nfrom a import b, c, d  # noqa: F401\n"
+            "from e import f as g\nif TYPE_CHECKING:\n    from h import Job\n"
+            "__all__ = ['c', 'run']\ndef run(job: 'Job') -> None:\n    return b(np)\n"
+            "def __getattr__(name):\n    return name\n")
+    assert reexports(code, "m.py") == [
+        "m.py:5: 'c' imported but not used (a re-export)",
+        "m.py:5: 'd' imported but not used (a re-export)",
+        "m.py:6: 'g' imported but not used (a re-export)",
+        "m.py: 'c' in __all__ is imported, not defined here",
+        "m.py:12: a module-level __getattr__ forwards names"]
+    assert reexports("from a import b\nx = b\n__all__ = ['x']\n", "m.py") == []
+
+
+def test_no_module_reexports_names_it_imports() -> None:
+    """A name lives in one module and is imported from there; a module that imports a
+    name only to hand it on (a former home kept for old imports) is refused."""
+    bad = reexport_violations()
+    assert not bad, "import names from the module that defines them:\n" + "\n".join(
+        line for v in bad.values() for line in v)
+
+
+def test_names_are_imported_from_the_module_that_defines_them() -> None:
+    root = SRC.parent
+    files = [p for d in ("src", "tests", "benchmarks", "scripts") for p in
+             sorted((root / d).rglob("*.py"))]
+    bad = foreign_imports(files)
+    assert not bad, "import these names from their own modules:\n" + "\n".join(bad)

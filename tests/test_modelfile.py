@@ -11,6 +11,8 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from mefr._env import opencv_version
+from mefr.modelcompat import compatibility_issues, version_tuple
 from mefr.modelfile import (
     FORMAT_NAME,
     FORMAT_VERSION,
@@ -18,15 +20,13 @@ from mefr.modelfile import (
     ModelFileError,
     VersionMismatchWarning,
     check_compatibility,
-    compatibility_issues,
     load_model_file,
     make_header,
-    opencv_version,
     read_header,
     save_model_file,
-    version_tuple,
 )
-from mefr.models.registry import MODELS, create_model
+from mefr.models.catalog import MODELS
+from mefr.models.registry import create_model
 
 #: safetensors dtype name -> bytes per element.
 DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1,

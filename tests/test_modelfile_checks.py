@@ -11,6 +11,7 @@ import torch
 from safetensors.torch import save_file
 
 from mefr import __version__
+from mefr._env import opencv_version, package_version
 from mefr.modelfile import (
     HEADER_KEY,
     MAX_INPUT_SIDE,
@@ -18,14 +19,12 @@ from mefr.modelfile import (
     build_network,
     load_model_file,
     make_header,
-    opencv_version,
-    package_version,
     save_model_file,
     validate_header,
 )
 from mefr.models.registry import create_model
 from mefr.predict import Predictor
-from mefr.preprocess.pipeline import PreprocessSettings
+from mefr.preprocess.settings import PreprocessSettings
 
 SMALL = {"shared_dim": 16, "widths": (2, 2), "detector_hidden": 4, "classifier_hidden": 8}
 

@@ -1,6 +1,6 @@
 """The note of a model trained on a pre-computed flow set reaches the user whole."""
 
-from mefr.modelfile import compatibility_issues
+from mefr.modelcompat import compatibility_issues
 
 
 def _header(note):

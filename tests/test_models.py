@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from mefr.cli import main
+from mefr.models.catalog import MODELS
 from mefr.models.layers import GroupBatchNorm2d, GroupLinear, concat_groups, stateless_uniform
-from mefr.models.registry import MODELS, count_parameters, create_model
+from mefr.models.registry import count_parameters, create_model
 
 # Counts derived by hand in shared/docs/architecture.md (all within 1% of Table 7).
 EXPECTED = {

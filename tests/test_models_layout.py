@@ -1,6 +1,6 @@
 """The layout of the networks, training and prediction code: small files, imports that run
 one way (no cycle, function-local imports included), networks registered beside their
-classes, the engine's public names still importable from ``mefr.train.engine``."""
+classes."""
 
 from __future__ import annotations
 
@@ -118,20 +118,9 @@ def test_the_cycle_finder_finds_cycles() -> None:
 
 
 def test_every_network_module_registers_beside_its_classes() -> None:
-    from mefr.models.registry import MODELS
+    from mefr.models.catalog import MODELS
 
     for name, entry in MODELS.items():
         source = Path(__import__(entry.cls.__module__, fromlist=["x"]).__file__).read_text()
         assert f'register("{name}"' in source, name
         assert entry.display, name
-
-
-def test_engine_names_are_still_importable_from_the_engine() -> None:
-    from mefr.train import engine
-
-    for name in ("Job", "GroupResult", "OnResult", "CURVE_ARRAYS", "TrainingDiverged",
-                 "WorkerDied", "job_seed", "inner_split", "plan_groups", "resolve_device",
-                 "bytes_per_model", "default_max_models", "macro_f1_per_model",
-                 "make_optimizer", "flip_flow", "shift_images", "train_group"):
-        assert hasattr(engine, name), name
-        assert name in engine.__all__, name

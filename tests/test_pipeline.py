@@ -12,14 +12,10 @@ import skimage.data
 from mefr.data.flowset import FlowSet
 from mefr.data.table import make_table
 from mefr.preprocess.apex import ApexFallbackWarning, diff_apex
+from mefr.preprocess.clip import clip_features, frames_features
 from mefr.preprocess.face import as_grey, crop, face_box
-from mefr.preprocess.pipeline import (
-    FeatureSet,
-    PreprocessSettings,
-    build_features,
-    clip_features,
-    frames_features,
-)
+from mefr.preprocess.pipeline import FeatureSet, build_features
+from mefr.preprocess.settings import PreprocessSettings
 
 SIDE = 96
 

@@ -26,10 +26,10 @@ from mefr.predict import (
     explanation_name,
     flow_to_rgb,
     load_training_data,
-    parse_source,
     train_model,
 )
-from mefr.preprocess.pipeline import PreprocessSettings
+from mefr.preprocess.settings import PreprocessSettings
+from mefr.preprocess.sources import parse_source
 from mefr.train.config import resolve_config
 
 #: A small FR (same structure, narrower layers) so that training takes a second or two.

@@ -30,8 +30,9 @@ from mefr.data.table import sample_key
 from mefr.modelfile import VersionMismatchWarning
 from mefr.predict import Predictor, PretrainedError, folder_frames
 from mefr.predict import pretrained as pt
+from mefr.preprocess.clip import frames_features
 from mefr.preprocess.flow import compute_flow, minmax, optical_strain
-from mefr.preprocess.pipeline import PreprocessSettings, frames_features
+from mefr.preprocess.settings import PreprocessSettings
 
 REPO = Path(__file__).resolve().parents[1]
 FLOWSET = REPO.parent / "shared" / "data" / "megc2019-cde-flow"

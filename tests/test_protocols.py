@@ -1,4 +1,5 @@
-"""Protocol splitters: LOSO equals LeaveOneGroupOut, CDMER source/target disjoint."""
+"""Protocol splitters: LOSO equals LeaveOneGroupOut, CDMER source/target disjoint, the
+holdout split subject-disjoint and drawn as Fig. 4 always drew it."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from mefr.evaluate.protocols import (
     CDMER_EXPERIMENTS,
     LOSO,
     CrossDatabase,
+    Holdout,
     ProtocolError,
     cdmer_experiment,
     protocol_folds,
@@ -134,7 +136,10 @@ def test_cross_database_with_explicit_groups() -> None:
     [
         ("cdmer:13", "unknown CDMER experiment"),
         ("loso:samm2", "no rows of 'samm2'"),
-        ("holdout", "unknown protocol"),
+        ("holdout:1.5", "fraction must lie in"),
+        ("holdout:0.5:x", r"expected holdout\[:<fraction>"),
+        ("holdout:half", r"expected holdout\[:<fraction>"),
+        ("split", "unknown protocol"),
         ("cdmer", "unknown protocol"),
     ],
 )
@@ -159,6 +164,53 @@ def test_loso_needs_two_subjects_and_groups() -> None:
         CrossDatabase("casme2", "casme2")
 
 
+def _old_fig4_draw(groups: np.ndarray, seed: int, fraction: float = 0.5) -> np.ndarray:
+    """The test rows Fig. 4 drew before it ran through the runner: the engine's
+    inner-validation subjects of a job keyed ``fig4``."""
+    from mefr.train.jobs import Job, inner_split
+
+    every = np.arange(len(groups), dtype=np.int64)
+    return np.sort(inner_split(Job("fig4", seed, every, every[:0]), groups, fraction)[1])
+
+
+def test_holdout_is_one_subject_disjoint_fold_drawn_by_its_seed() -> None:
+    spec = {"casme2": {f"sub{i:02d}": 1 + i % 3 for i in range(1, 12)},
+            "samm": {f"{i:03d}": 2 for i in range(6, 15)}}
+    t = _table(spec)
+    groups = group_key(t).to_numpy(dtype=object)
+    n_subjects = len(set(groups))  # 20
+    for seed in range(4):
+        (fold,) = protocol_folds(t, f"holdout:0.5:{seed}")
+        assert fold.name == "holdout"
+        train, test = set(groups[fold.train_idx]), set(groups[fold.test_idx])
+        assert not train & test and len(train | test) == n_subjects
+        assert len(test) == n_subjects // 2
+        np.testing.assert_array_equal(np.sort(np.concatenate([fold.train_idx, fold.test_idx])),
+                                      np.arange(len(t)))
+        np.testing.assert_array_equal(fold.test_idx, _old_fig4_draw(groups, seed))
+        assert Holdout(0.5, seed).test_subjects(groups) == sorted(test)
+    folds = {s: protocol_folds(t, f"holdout:0.5:{s}")[0].test_idx.tolist() for s in range(4)}
+    assert len({tuple(v) for v in folds.values()}) > 1  # the seed decides the draw
+    assert protocol_folds(t, "holdout:0.5:2")[0].test_idx.tolist() == folds[2]  # and only it
+    # defaults: fraction 0.5, seed 0
+    for text in ("holdout", "holdout:", "holdout:0.5"):
+        assert protocol_folds(t, text)[0].test_idx.tolist() == folds[0]
+    (quarter,) = protocol_folds(t, "holdout:0.25:1")
+    assert len(set(groups[quarter.test_idx])) == 5
+    np.testing.assert_array_equal(quarter.test_idx, _old_fig4_draw(groups, 1, 0.25))
+    # at least one subject tested and one trained, whatever the fraction
+    two = _table({"casme2": {"sub01": 2, "sub02": 3}})
+    for fraction in (0.01, 0.99):
+        (fold,) = protocol_folds(two, f"holdout:{fraction}")
+        assert len(set(group_key(two).iloc[fold.test_idx])) == 1
+    with pytest.raises(ProtocolError, match="at least two subjects"):
+        protocol_folds(_table({"casme2": {"sub01": 3}}), "holdout")
+    # the scikit-learn shape, with explicit groups
+    assert Holdout().get_n_splits() == 1
+    train, test = next(Holdout(0.5, 3).split(None, groups=groups))
+    np.testing.assert_array_equal(test, _old_fig4_draw(groups, 3))
+
+
 SHARED_FLOW = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "megc2019-cde-flow"
 
 
@@ -173,3 +225,16 @@ def test_cde_on_the_composite_flow_set_has_table_9_folds() -> None:
     tested = np.sort(np.concatenate([f.test_idx for f in folds]))
     np.testing.assert_array_equal(tested, np.arange(442))
     assert len(protocol_folds(table, "loso:smic_hs")) == 16
+
+
+@pytest.mark.real_data
+@pytest.mark.skipif(not SHARED_FLOW.is_dir(), reason="../shared/data is absent")
+def test_holdout_on_the_composite_tests_34_of_68_subjects() -> None:
+    from mefr.data.flowset import load_flowset
+
+    table = load_flowset(SHARED_FLOW).table
+    (fold,) = protocol_folds(table, "holdout:0.5:0")
+    groups = group_key(table).to_numpy(dtype=object)
+    train, test = set(groups[fold.train_idx]), set(groups[fold.test_idx])
+    assert len(train) == len(test) == 34 and not train & test
+    np.testing.assert_array_equal(fold.test_idx, _old_fig4_draw(groups, 0))

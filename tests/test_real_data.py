@@ -9,7 +9,8 @@ from mefr.data.flowset import load_flowset
 from mefr.data.table import group_key
 from mefr.evaluate.metrics import score
 from mefr.train.config import TrainConfig
-from mefr.train.engine import Job, train_group
+from mefr.train.engine import train_group
+from mefr.train.jobs import Job
 
 FLOWSET = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "megc2019-cde-flow"
 pytestmark = [

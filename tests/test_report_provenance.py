@@ -18,7 +18,8 @@ import pytest
 import yaml
 
 from mefr.cli import main
-from mefr.report.reproduce import ReproduceError, ReproduceOptions, Reproducer
+from mefr.report.options import ReproduceError, ReproduceOptions
+from mefr.report.reproduce import Reproducer
 from mefr.report.tables import MIXED_DATA, Cell, average_cell
 
 CLASSES = ["negative", "positive", "surprise"]

@@ -19,9 +19,11 @@ import pandas as pd
 import pytest
 
 from mefr.evaluate.protocols import CDMER_EXPERIMENTS
+from mefr.evaluate.rundir import RunDir
 from mefr.models.registry import model_specs
 from mefr.report import targets as T
-from mefr.report.reproduce import ReproduceError, ReproduceOptions, Reproducer, SyntheticSpec
+from mefr.report.options import ReproduceError, ReproduceOptions, SyntheticSpec
+from mefr.report.reproduce import Reproducer
 
 REPO = Path(__file__).resolve().parents[1]
 FLOWSET = REPO.parent / "shared" / "data" / "megc2019-cde-flow"
@@ -114,7 +116,8 @@ def test_run_directory_layout(tmp_path):
 
 
 def test_run_status_names_complete_partial_and_extended_runs(tmp_path):
-    from mefr.report.reproduce import NOT_RUN, run_status
+    from mefr.evaluate.rundir import NOT_RUN
+    from mefr.report.runs import run_status
 
     run = tmp_path / "run"
     assert run_status(run) == NOT_RUN
@@ -260,6 +263,15 @@ def test_table6_fig3_and_fig4_with_the_real_engine(tmp_path, synthetic_root, wor
     assert set(emb["model"]) == {"basic_inception", "fr"}
     assert info["models"]["fr"]["feature_dim"] == 1024  # FR's expression-refined feature
     assert re.search(r"; CPU( \(.*\))?\]", f4["md"].read_text().splitlines()[0])  # as tables
+    # trained through the runner: one holdout run per network, its weights kept
+    assert info["protocol"] == "holdout:0.5:0"
+    for model in ("basic_inception", "fr"):
+        run = RunDir(run_dir / model)
+        assert run.config()["protocol"] == "holdout:0.5:0" and run.metrics() is not None
+        fold = run.read_fold(0, "holdout")
+        assert set(fold["dataset"] + "/" + fold["subject"]) == test_subjects
+        assert fold["pred"].tolist() == emb.loc[emb["model"] == model, "pred"].tolist()
+        assert run.weights(0, "holdout")[1]["model"] == model
     # a second call reuses the stored split, features and map
     stamp = (run_dir / "embedding.csv").stat().st_mtime_ns
     Reproducer(opts).reproduce("fig4")
@@ -360,17 +372,21 @@ def test_smic_hs_alone_on_the_real_flowset(tmp_path):
     assert out.config["data"]["n"] == 442
 
 
-def test_fig4_split_is_the_engines_subject_split():
-    """One subject-split formula: Fig. 4 tests the subjects the engine's inner split would
-    hold out for the same job, and trains on the others."""
-    from mefr.report.fig4 import split_subjects
+def test_fig4_split_is_the_holdout_protocol_with_the_draw_it_always_had():
+    """Fig. 4 trains through the runner under ``holdout:0.5:<seed>``, whose test subjects
+    are those the engine's inner split held out for a job keyed ``fig4`` (Fig. 4's draw
+    before the runner)."""
+    from mefr.data.table import make_table
+    from mefr.evaluate.protocols import protocol_folds
+    from mefr.report.fig4 import fig4_protocol
     from mefr.train.jobs import Job, inner_split
 
+    table = make_table([{"dataset": "casme2", "subject": f"s{i:02d}", "clip": f"c{c}",
+                         "emotion": "negative"} for i in range(10) for c in range(2)])
     groups = np.repeat([f"casme2/s{i:02d}" for i in range(10)], 2).astype(object)
-    train, test, subjects = split_subjects(groups, seed=3)
+    assert fig4_protocol(3) == "holdout:0.5:3"
+    (fold,) = protocol_folds(table, fig4_protocol(3))
     every = np.arange(len(groups))
     fit, held = inner_split(Job("fig4", 3, every, every[:0]), groups, 0.5)
-    assert test.tolist() == sorted(held.tolist()) and train.tolist() == sorted(fit.tolist())
-    assert len(subjects) == 5 and not set(groups[test]) & set(subjects)
-    with pytest.raises(ReproduceError, match="two subjects"):
-        split_subjects(np.array(["casme2/s01"] * 3, dtype=object), seed=0)
+    assert fold.test_idx.tolist() == sorted(held.tolist())
+    assert fold.train_idx.tolist() == sorted(fit.tolist())

@@ -339,6 +339,22 @@ def test_cli_evaluate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     assert not (tmp_path / "other").exists() and len(engine.calls) == 1
 
 
+def test_cli_evaluate_holdout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mefr.cli import main
+    from mefr.evaluate.rundir import RunDir
+
+    _write_flowset(tmp_path / "flow", _features())
+    engine = FakeEngine()
+    monkeypatch.setattr("mefr.train.engine.train_group", engine)
+    argv = ["evaluate", "--features", f"flowset:{tmp_path / 'flow'}", "--protocol",
+            "holdout:0.5", "--model", "fr", "--seeds", "0", "--run-dir", str(tmp_path / "run"),
+            "--no-progress"]
+    assert main(argv) == 0
+    assert engine.calls == [["seed0/holdout"]]
+    fold = RunDir(tmp_path / "run").read_fold(0, "holdout")
+    assert (fold["dataset"] + "/" + fold["subject"]).nunique() == 4  # 4 of the 8 subjects
+
+
 def test_a_stale_fold_file_is_named_before_training(tmp_path: Path) -> None:
     _run(tmp_path)
     stale = tmp_path / "folds/seed0/samm/007.csv"

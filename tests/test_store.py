@@ -14,7 +14,8 @@ import skimage.data
 import mefr.preprocess.pipeline as pipeline
 import mefr.preprocess.store as store_mod
 from mefr.data.table import make_table
-from mefr.preprocess.pipeline import PreprocessSettings, build_features
+from mefr.preprocess.pipeline import build_features
+from mefr.preprocess.settings import PreprocessSettings
 from mefr.preprocess.store import FeatureStore, cache_key, file_fingerprint
 
 

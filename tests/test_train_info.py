@@ -11,7 +11,8 @@ import torch.nn.functional as F
 
 from mefr.models.registry import create_model
 from mefr.train.config import TrainConfig
-from mefr.train.engine import Job, job_seed, train_group
+from mefr.train.engine import train_group
+from mefr.train.jobs import Job, job_seed
 
 SMALL = {"hidden": 16, "widths": (2, 2)}
 

@@ -22,7 +22,8 @@ TIMEOUT = 240
 TRAIN = textwrap.dedent("""
     import numpy as np
     from mefr.train.config import TrainConfig
-    from mefr.train.engine import Job, train_group
+    from mefr.train.engine import train_group
+    from mefr.train.jobs import Job
     print("top level ran", flush=True)
     rng = np.random.default_rng(0)
     x = rng.normal(size=(24, 2, 28, 28)).astype(np.float32)
@@ -102,7 +103,7 @@ def test_a_worker_killed_mid_run_is_reported(tmp_path: Path) -> None:
     script = tmp_path / "killed.py"
     script.write_text(TRAIN + textwrap.dedent("""
         import multiprocessing as mp, os, signal
-        from mefr.train.engine import WorkerDied
+        from mefr.train.workers import WorkerDied
 
         def kill_workers(key, probs, info):
             for child in mp.active_children():

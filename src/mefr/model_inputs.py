@@ -3,7 +3,7 @@
 * :func:`preprocess_settings` - the preprocessing settings of a clip for a network: what
   is given, the rest from the network's registry entry (Dual-Inception reads
   onset->middle-frame flow, ``lbptop_svm`` LBP-TOP histograms) and the defaults of
-  :class:`~mefr.preprocess.pipeline.PreprocessSettings`.
+  :class:`~mefr.preprocess.settings.PreprocessSettings`.
 * :func:`flowset_serves` / :func:`check_flowset_serves` - whether a pre-computed flow
   set (onset->annotated-apex flow) can feed a network.
 * :func:`check_channels` - whether features made with some settings hold the channels
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from mefr.preprocess.pipeline import PreprocessSettings
+    from mefr.preprocess.settings import PreprocessSettings
 
 #: What a pre-computed flow set holds: ``(descriptor, apex policy)``.
 FLOWSET_INPUT: tuple[str, str] = ("flow", "annotated")
@@ -34,7 +34,7 @@ def preprocess_settings(model: str | None = None, **given: Any) -> PreprocessSet
     >>> preprocess_settings(apex_policy="diff").descriptor
     'flow'
     """
-    from mefr.preprocess.pipeline import PreprocessSettings
+    from mefr.preprocess.settings import PreprocessSettings
 
     chosen = {k: v for k, v in given.items() if v is not None}
     if model:
@@ -74,7 +74,7 @@ def check_channels(channels: Sequence[str], settings: PreprocessSettings) -> Non
     """Raise ``ValueError`` with the fix when features made with ``settings`` lack one of
     ``channels`` (e.g. STSTNet's ``strain`` without ``--strain``).
 
-    >>> from mefr.preprocess.pipeline import PreprocessSettings
+    >>> from mefr.preprocess.settings import PreprocessSettings
     >>> check_channels(["u", "v"], PreprocessSettings())  # nothing missing: no error
     >>> try:
     ...     check_channels(["u", "v", "strain"], PreprocessSettings())

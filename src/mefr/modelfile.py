@@ -93,19 +93,15 @@ from typing import Any
 
 import torch
 
-from mefr._env import mefr_version, opencv_version, package_version  # noqa: F401 - re-exported
 from mefr._io import atomic_file, json_default
-from mefr.modelcompat import compatibility_issues, version_tuple  # noqa: F401 - re-exported
-from mefr.modelmembers import (  # noqa: F401 - re-exported
+from mefr.modelcompat import compatibility_issues
+from mefr.modelmembers import (
     ENSEMBLE_FORMAT_VERSION,
     ENSEMBLE_RULE,
     MAX_MEMBERS,
     is_ensemble,
-    join_members,
-    member_files,
     member_headers,
     member_mismatch,
-    member_weights,
     split_members,
 )
 from mefr.models.base import GroupNet

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from mefr.preprocess.pipeline import PreprocessSettings
+    from mefr.preprocess.settings import PreprocessSettings
 
 
 @dataclass(frozen=True)
@@ -74,13 +74,13 @@ def split_list(text: str) -> list[str]:
 
 
 def add_preprocess_options(p: argparse.ArgumentParser) -> None:
-    """The options of :class:`~mefr.preprocess.pipeline.PreprocessSettings`, with its
+    """The options of :class:`~mefr.preprocess.settings.PreprocessSettings`, with its
     choices and defaults. ``--apex-policy`` and ``--descriptor`` default to the network's
     own (:func:`mefr.model_inputs.preprocess_settings`)."""
     from mefr.preprocess.apex import APEX_POLICIES
     from mefr.preprocess.flow import NORMALISATIONS
-    from mefr.preprocess.pipeline import DESCRIPTORS, FACE_MODES, PreprocessSettings
     from mefr.preprocess.register import REGISTRATIONS
+    from mefr.preprocess.settings import DESCRIPTORS, FACE_MODES, PreprocessSettings
 
     d = PreprocessSettings()
     g = p.add_argument_group("preprocessing (see mefr.preprocess.PreprocessSettings)")

@@ -135,8 +135,8 @@ def _add_flow(p: argparse.ArgumentParser) -> None:
 def _run_flow(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from mefr.preprocess.clip import clip_features
     from mefr.preprocess.face import PreprocessError
-    from mefr.preprocess.pipeline import clip_features
 
     try:
         settings = settings_from_args(args)

@@ -99,7 +99,8 @@ def _evaluation_features(args: argparse.Namespace, config: Any) -> tuple[Any, st
 
 def _run_evaluate(args: argparse.Namespace) -> int:
     from mefr.evaluate.executors import ExecutorError, make_executor
-    from mefr.evaluate.runner import RunDirError, run_protocol
+    from mefr.evaluate.rundir import RunDirError
+    from mefr.evaluate.runner import run_protocol
     from mefr.train.config import resolve_config
 
     options: dict[str, Any] = {"deterministic": args.deterministic}

@@ -29,7 +29,8 @@ def _add_models(p: argparse.ArgumentParser) -> None:
 
 
 def _run_models(args: argparse.Namespace) -> int:
-    from mefr.models.registry import HANDCRAFTED, model_specs
+    from mefr.models.catalog import HANDCRAFTED
+    from mefr.models.registry import model_specs
 
     if args.pretrained or args.card:
         from mefr.modelfile import ModelFileError, read_header

@@ -54,14 +54,9 @@ def _add_reproduce(p: argparse.ArgumentParser) -> None:
 
 
 def _run_reproduce(args: argparse.Namespace) -> int:
-    from mefr.evaluate.runner import RunDirError
-    from mefr.report.reproduce import (
-        ReproduceError,
-        ReproduceOptions,
-        Reproducer,
-        SyntheticSpec,
-        target_names,
-    )
+    from mefr.evaluate.rundir import RunDirError
+    from mefr.report.options import ReproduceError, ReproduceOptions, SyntheticSpec
+    from mefr.report.reproduce import Reproducer, target_names
 
     try:
         spec = SyntheticSpec(subjects=args.synthetic_subjects, clips=args.synthetic_clips,

@@ -1,6 +1,6 @@
 """Evaluation: protocol splitters, the paper's metrics (Eqs. 9-13) and the protocol runner.
 
-* :mod:`mefr.evaluate.protocols` - LOSO / CDE / CDMER splitters (scikit-learn shape) and
+* :mod:`mefr.evaluate.protocols` - LOSO / CDE / CDMER / holdout splitters (scikit-learn shape) and
   :func:`protocol_folds`.
 * :mod:`mefr.evaluate.metrics` - Acc, UF1, UAR, per-class F1 / recall, confusion matrices
   on pooled predictions.
@@ -36,21 +36,12 @@ from mefr.evaluate.protocols import (
     CdmerExperiment,
     CrossDatabase,
     Fold,
+    Holdout,
     protocol_folds,
 )
 from mefr.evaluate.rundir import RunDir, RunDirError
 from mefr.evaluate.runner import RunInterrupted, RunResult, run_protocol
 from mefr.evaluate.summary import RunWarning, scores_frame
-
-
-def __getattr__(name: str) -> object:
-    """Shim: ``load_features`` moved to :mod:`mefr.preprocess.sources`."""
-    if name == "load_features":
-        from mefr.preprocess.sources import load_features
-
-        return load_features
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
 
 __all__ = [
     "CDMER_EXPERIMENTS",
@@ -60,6 +51,7 @@ __all__ = [
     "CdmerExperiment",
     "CrossDatabase",
     "Fold",
+    "Holdout",
     "RunDir",
     "RunDirError",
     "RunInterrupted",
@@ -68,7 +60,6 @@ __all__ = [
     "Scores",
     "accuracy",
     "confusion_matrix",
-    "load_features",
     "per_class_f1",
     "per_class_recall",
     "protocol_folds",

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from types import ModuleType
 
     from mefr.train.config import TrainConfig
-    from mefr.train.engine import GroupResult, Job, OnResult
+    from mefr.train.jobs import GroupResult, Job, OnResult
 
 #: Names accepted by :func:`make_executor` (and ``mefr evaluate --executor``).
 EXECUTORS: tuple[str, ...] = ("local", "ray")
@@ -306,7 +306,7 @@ class RayExecutor:
         :class:`ExecutorError` naming the jobs of tasks that failed after
         ``max_retries`` retries, once every other task has ended and been reported.
         """
-        from mefr.train.engine import GroupResult
+        from mefr.train.jobs import GroupResult
 
         jobs = list(jobs)
         result = GroupResult(models={} if return_models else None)

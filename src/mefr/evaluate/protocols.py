@@ -14,6 +14,8 @@ Protocols of the paper (Section 4.2):
   (SMIC-HS 3 classes, CASME II 5 and 4 classes, SAMM 4 classes; Tables 12-13).
 * **CrossDatabase** (CDMER, Table 10): train on all of a source database, test on all
   of a target database; :data:`CDMER_EXPERIMENTS` lists the paper's 12 experiments.
+* **Holdout** (Fig. 4): one subject-disjoint split, a share of the subjects drawn with
+  a seed tested and the others trained (``holdout:0.5`` is the paper's half/half split).
 
 :func:`protocol_folds` turns a protocol name into named :class:`Fold` objects,
 :func:`parse_seeds` a seed list into seeds, and :func:`build_jobs` folds x seeds into
@@ -22,6 +24,7 @@ the training engine's jobs.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -33,7 +36,7 @@ from sklearn.model_selection import LeaveOneGroupOut
 from mefr.data.table import DATASETS, group_key
 
 if TYPE_CHECKING:
-    from mefr.train.engine import Job
+    from mefr.train.jobs import Job
 
 #: The databases of the MEGC 2019 composite (CDE protocol, Table 9).
 CDE_DATASETS: tuple[str, ...] = ("smic_hs", "casme2", "samm")
@@ -60,6 +63,21 @@ def _table_column(X: Any, column: str, what: str) -> np.ndarray:
     )
 
 
+def _subjects(X: Any, groups: Any, who: str) -> np.ndarray:
+    """The subject group of each row: ``groups``, or ``group_key(X)`` of a sample table."""
+    if groups is None:
+        if isinstance(X, pd.DataFrame) and {"dataset", "subject"} <= set(X.columns):
+            return group_key(X).to_numpy(dtype=object)
+        raise ProtocolError(
+            f"{who} needs groups=... or X as a sample table with 'dataset' and 'subject'"
+        )
+    g = np.asarray(groups, dtype=object)
+    n = _n_rows(X) if X is not None else g.size
+    if g.ndim != 1 or g.size != n:
+        raise ProtocolError(f"groups has shape {g.shape}, expected ({n},)")
+    return g
+
+
 class LOSO:
     """Leave one subject out: one fold per group, every sample tested exactly once.
 
@@ -69,17 +87,7 @@ class LOSO:
     """
 
     def _groups(self, X: Any, groups: Any) -> np.ndarray:
-        if groups is None:
-            if isinstance(X, pd.DataFrame) and {"dataset", "subject"} <= set(X.columns):
-                return group_key(X).to_numpy(dtype=object)
-            raise ProtocolError(
-                "LOSO needs groups=... or X as a sample table with 'dataset' and 'subject'"
-            )
-        g = np.asarray(groups, dtype=object)
-        n = _n_rows(X) if X is not None else g.size
-        if g.ndim != 1 or g.size != n:
-            raise ProtocolError(f"groups has shape {g.shape}, expected ({n},)")
-        return g
+        return _subjects(X, groups, "LOSO")
 
     def group_names(self, X: Any = None, y: Any = None, groups: Any = None) -> list[str]:
         """The group held out by each fold, in the order :meth:`split` yields them."""
@@ -138,6 +146,49 @@ class CrossDatabase:
             if idx.size == 0:
                 raise ProtocolError(f"{role} database {name!r} has no rows; rows have {present}")
         yield train, test
+
+
+class Holdout:
+    """One split: ``round(fraction * subjects)`` subjects (at least one, and at least one
+    left to train on), drawn with ``seed``, are tested; the others train.
+
+    ``groups`` are the subjects of the rows; when omitted and ``X`` is a sample table,
+    ``group_key(X)``. The draw is numpy's ``default_rng(crc32(f"{seed}|fig4") &
+    0x7FFFFFFF ^ 0x5EED).choice(sorted subjects, n, replace=False)``: the draw Fig. 4
+    has made from the start (then as the engine's inner-validation draw of a job keyed
+    ``fig4``, :func:`mefr.train.jobs.inner_split`), kept so that Fig. 4's split did not
+    change when it moved onto this protocol.
+    """
+
+    def __init__(self, fraction: float = 0.5, seed: int = 0) -> None:
+        if not 0.0 < float(fraction) < 1.0:
+            raise ProtocolError(f"holdout: the tested fraction must lie in (0, 1), got {fraction}")
+        if int(seed) < 0:
+            raise ProtocolError(f"holdout: the seed must be non-negative, got {seed}")
+        self.fraction, self.seed = float(fraction), int(seed)
+
+    def __repr__(self) -> str:
+        return f"Holdout(fraction={self.fraction!r}, seed={self.seed!r})"
+
+    def get_n_splits(self, X: Any = None, y: Any = None, groups: Any = None) -> int:
+        """Always 1."""
+        return 1
+
+    def test_subjects(self, groups: Any) -> list[str]:
+        """The subjects drawn for testing, sorted."""
+        subjects = np.unique(np.asarray(groups, dtype=object).astype(str))
+        if subjects.size < 2:
+            raise ProtocolError(f"holdout needs at least two subjects, got {subjects.tolist()}")
+        n = min(max(1, round(self.fraction * subjects.size)), subjects.size - 1)
+        rng = np.random.default_rng((zlib.crc32(f"{self.seed}|fig4".encode()) & 0x7FFFFFFF)
+                                    ^ 0x5EED)
+        return sorted(str(s) for s in rng.choice(subjects, size=n, replace=False))
+
+    def split(self, X: Any, y: Any = None, groups: Any = None) -> Iterator[Split]:
+        """Yield the single ``(training rows, test rows)`` split, each sorted."""
+        g = _subjects(X, groups, "Holdout").astype(str)
+        tested = np.isin(g, self.test_subjects(g))
+        yield np.flatnonzero(~tested).astype(np.int64), np.flatnonzero(tested).astype(np.int64)
 
 
 @dataclass(frozen=True)
@@ -209,6 +260,8 @@ PROTOCOLS: dict[str, str] = {
     "loso": "LOSO over every row of the table (single-database experiments)",
     "loso:<dataset>": "LOSO over the rows of one database only",
     "cdmer:<n>": "train on the source, test on the target of Exp.n of Table 10 (1..12)",
+    "holdout[:<fraction>[:<seed>]]": "one fold: a fraction (default 0.5) of the subjects, "
+    "drawn with a seed (default 0), tested, the others trained (Fig. 4)",
 }
 
 
@@ -240,6 +293,8 @@ def protocol_folds(table: pd.DataFrame, protocol: str) -> list[Fold]:
     * ``loso:<dataset>``: LOSO over the rows of one database (e.g. ``loso:smic_hs`` on
       the composite gives the SMIC-HS 3-class experiment).
     * ``cdmer:<n>``: Exp.n of Table 10, one fold named like ``exp01_smic_hs_to_smic_vis``.
+    * ``holdout``, ``holdout:<fraction>``, ``holdout:<fraction>:<seed>``: one fold named
+      ``holdout`` (:class:`Holdout`; fraction 0.5 and seed 0 unless given).
     """
     _check_table(table)
     datasets = table["dataset"].astype(str).to_numpy(dtype=object)
@@ -265,7 +320,22 @@ def protocol_folds(table: pd.DataFrame, protocol: str) -> list[Fold]:
         exp = cdmer_experiment(arg)
         train, test = next(exp.splitter().split(table))
         return [Fold(exp.fold_name, train, test)]
+    if kind == "holdout":
+        train, test = next(_holdout(arg).split(table))
+        return [Fold("holdout", train, test)]
     raise ProtocolError(f"unknown protocol {protocol!r}; known: {list(PROTOCOLS)}")
+
+
+def _holdout(arg: str) -> Holdout:
+    """The :class:`Holdout` of a ``holdout[:<fraction>[:<seed>]]`` protocol's argument."""
+    fraction, _, seed = arg.partition(":")
+    try:
+        return Holdout(float(fraction) if fraction else 0.5, int(seed) if seed else 0)
+    except ValueError as e:
+        if isinstance(e, ProtocolError):
+            raise
+        raise ProtocolError(f"protocol 'holdout:{arg}': expected holdout[:<fraction>"
+                            "[:<seed>]], e.g. holdout:0.5:3") from None
 
 
 def parse_seeds(text: str | int | Iterable[int]) -> tuple[int, ...]:
@@ -300,8 +370,8 @@ def job_key(seed: int, fold: str) -> str:
 
 
 def build_jobs(folds: Sequence[Fold], seeds: Sequence[int]) -> list[Job]:
-    """One engine :class:`~mefr.train.engine.Job` per (seed, fold), seeds outermost."""
-    from mefr.train.engine import Job
+    """One engine :class:`~mefr.train.jobs.Job` per (seed, fold), seeds outermost."""
+    from mefr.train.jobs import Job
 
     return [
         Job(key=job_key(s, f.name), seed=int(s), train_idx=f.train_idx, test_idx=f.test_idx)

@@ -8,7 +8,8 @@
       folds/seed<k>/<fold>.csv    the test predictions of one finished fold
       folds/seed<k>/<fold>.json   what the engine reported about it, the code that trained
                                   it and the SHA-256 of the fold file (``csv_sha256``)
-      folds/seed<k>/<fold>.curves.npz   its learning curves (:func:`read_curves`)
+      folds/seed<k>/<fold>.curves.npz   its learning curves (:meth:`RunDir.curves`)
+      folds/seed<k>/<fold>.safetensors  with ``keep_models``: its weights (never a pickle)
       predictions.csv             seed, dataset, subject, clip, label, pred, p_<class>...
       metrics.json                scores per seed and database, mean and std over seeds
       table.md                    a Markdown table laid out like the paper's Table 2
@@ -18,12 +19,11 @@ A fold name such as ``casme2/sub01`` nests (``folds/seed0/casme2/sub01.csv``). A
 some of the protocol's folds (``mefr evaluate --folds``, :mod:`mefr.evaluate.partial`) is
 marked PARTIAL: config.yaml records ``partial: {folds: [...], of: N}`` (the folds asked)
 and metrics.json ``partial: true`` with ``folds_run`` and ``folds_total`` (the folds its
-scores cover); :meth:`RunDir.partial` reads the mark. Every file
-is written atomically (:mod:`mefr._io`): the fold file marks its fold finished, and
-``metrics.json``, written last, marks the run complete. A fold file is checked whenever
-it is read: probabilities in [0, 1] summing to 1, ``pred`` their argmax and, when its
-JSON records one, the SHA-256 of the file; an edited file is refused, naming it.
-:class:`RunDir` is the typed view of one directory; the functions below it serve it.
+scores cover); :meth:`RunDir.partial` reads the mark. Every file is written atomically
+(:mod:`mefr._io`); a fold file marks its fold finished, ``metrics.json`` (written last)
+the run complete. A fold file is checked whenever it is read (probabilities in [0, 1]
+summing to 1, ``pred`` their argmax, the SHA-256 its JSON records): an edited file is
+refused, naming it. :class:`RunDir` is one directory; the functions below serve it.
 """
 
 from __future__ import annotations
@@ -40,6 +40,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import safetensors
+import safetensors.numpy
 import yaml
 
 from mefr._env import describe_device, describe_environment
@@ -53,7 +55,6 @@ from mefr._io import (
     read_bytes,
     to_plain,
 )
-from mefr.evaluate.identity import COMPARED_KEYS as COMPARED_KEYS  # re-exported
 from mefr.evaluate.identity import config_differences
 
 CONFIG, FOLDS, LOCK = "config.yaml", "folds", ".lock"
@@ -70,6 +71,7 @@ PROBABILITY_TOLERANCE = 1e-4
 CHECKSUM_KEY = "csv_sha256"
 _TEXT_COLUMNS = {"dataset": str, "subject": str, "clip": str}
 _RETRAIN = "delete the fold's files to retrain it"
+_BESIDE = {"info": ".json", "curves": ".curves.npz", "weights": ".safetensors"}
 
 
 class RunDirError(RuntimeError):
@@ -84,31 +86,10 @@ def fold_path(run_dir: str | Path, seed: int, fold: str) -> Path:
     return Path(run_dir, FOLDS, f"seed{seed}", *parts[:-1], f"{parts[-1]}.csv")
 
 
-def info_path(fold_csv: Path) -> Path:
-    """The engine-info file beside a fold file: ``<fold>.json``."""
-    return fold_csv.with_suffix(".json")
-
-
-def curves_path(fold_csv: Path) -> Path:
-    """The learning-curves file beside a fold file: ``<fold>.curves.npz``."""
-    return fold_csv.with_name(fold_csv.stem + ".curves.npz")
-
-
-def write_curves(path: Path, curves: Mapping[str, np.ndarray]) -> None:
-    """Write a job's learning curves (:data:`mefr.train.engine.CURVE_ARRAYS`) atomically,
-    compressed; probabilities stay float16."""
-    arrays = {k: np.asarray(v) for k, v in curves.items()}
-    atomic_write(path, lambda f: np.savez_compressed(f, **arrays))
-
-
-def read_curves(path: str | Path) -> dict[str, np.ndarray]:
-    """A fold's learning curves: ``test`` ``(E, T, K)``, ``inner_val`` ``(E, V, K)``,
-    ``inner_val_index`` ``(V,)``, ``train_loss`` ``(E,)``."""
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except (OSError, ValueError, EOFError) as e:
-        raise RunDirError(f"{path}: unreadable learning curves ({e}); {_RETRAIN}") from None
+def beside(fold_csv: Path, kind: str) -> Path:
+    """A file kept beside a fold file: its engine ``info`` (``<fold>.json``), learning
+    ``curves`` (``<fold>.curves.npz``) or kept ``weights`` (``<fold>.safetensors``)."""
+    return fold_csv.with_name(fold_csv.stem + _BESIDE[kind])
 
 
 def metrics_partial(metrics: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -119,8 +100,7 @@ def metrics_partial(metrics: Mapping[str, Any] | None) -> dict[str, Any] | None:
 
 
 def check_fold_frame(path: Path, df: pd.DataFrame) -> None:
-    """Refuse a fold table whose probabilities are not probabilities or whose ``pred`` is
-    not their argmax (an edited fold file)."""
+    """Refuse an edited fold table: ``p_<class>`` not probabilities, ``pred`` not argmax."""
     cols = [c for c in df.columns if str(c).startswith("p_")]
     if not cols or "pred" not in df.columns:
         raise RunDirError(f"{path}: no pred / p_<class> columns; {_RETRAIN}")
@@ -180,8 +160,7 @@ class RunDir:
 
     # ------------------------------------------------------------------ config
     def config(self) -> dict[str, Any] | None:
-        """config.yaml as a mapping; None when there is none. An unreadable, empty or
-        non-mapping file raises :class:`RunDirError` naming it."""
+        """config.yaml as a mapping, or None; an unreadable or non-mapping one raises."""
         path = self.config_path
         if not path.is_file():
             return None
@@ -196,9 +175,8 @@ class RunDir:
         return cfg
 
     def open(self, identity: dict[str, Any], extra: Mapping[str, Any]) -> None:
-        """Write config.yaml, or check that the existing one describes the same run
-        (:data:`COMPARED_KEYS`) and record the seeds and the :data:`PARTIAL` mark (absent:
-        all folds) now asked for."""
+        """Write config.yaml, or check that the existing one is the same run (identity's
+        ``COMPARED_KEYS``) and record the seeds and :data:`PARTIAL` mark now asked for."""
         identity = yaml.safe_load(yaml.safe_dump(to_plain(identity), sort_keys=False))
         old = self.config()
         if old is not None:
@@ -242,8 +220,10 @@ class RunDir:
                 f"is taken over by itself; {e.path})") from None
 
     # ------------------------------------------------------------------ folds
-    def has_fold(self, seed: int, fold: str) -> bool:
-        return self.fold_csv(seed, fold).is_file()
+    def has_fold(self, seed: int, fold: str, weights: bool = False) -> bool:
+        """Whether (seed, fold) is finished (and, with ``weights``, its weights kept)."""
+        csv = self.fold_csv(seed, fold)
+        return csv.is_file() and (not weights or beside(csv, "weights").is_file())
 
     def write_fold(self, seed: int, fold: str, frame: pd.DataFrame) -> str:
         """Write a fold file atomically; returns its SHA-256 (for :meth:`write_info`)."""
@@ -258,20 +238,49 @@ class RunDir:
         return _read_fold_file(self.fold_csv(seed, fold), test_idx, labels)
 
     def write_info(self, seed: int, fold: str, info: Mapping[str, Any]) -> None:
-        atomic_write_text(info_path(self.fold_csv(seed, fold)),
+        atomic_write_text(beside(self.fold_csv(seed, fold), "info"),
                           json.dumps(to_plain(info), indent=2, default=str))
 
     def read_info(self, seed: int, fold: str) -> dict[str, Any] | None:
         """The fold's JSON info; None when absent, unreadable or not a mapping."""
-        return _read_info(info_path(self.fold_csv(seed, fold)))
+        return _read_info(beside(self.fold_csv(seed, fold), "info"))
 
     def write_fold_curves(self, seed: int, fold: str, curves: Mapping[str, np.ndarray]) -> None:
-        write_curves(curves_path(self.fold_csv(seed, fold)), curves)
+        """A job's learning curves (:data:`mefr.train.jobs.CURVE_ARRAYS`), compressed."""
+        arrays = {k: np.asarray(v) for k, v in curves.items()}
+        atomic_write(beside(self.fold_csv(seed, fold), "curves"),
+                     lambda f: np.savez_compressed(f, **arrays))
 
     def curves(self, seed: int, fold: str) -> dict[str, np.ndarray] | None:
-        """The fold's learning curves, None when it has none."""
-        path = curves_path(self.fold_csv(seed, fold))
-        return read_curves(path) if path.is_file() else None
+        """The fold's learning curves (``test`` ``(E, T, K)``, ``inner_val`` ``(E, V, K)``,
+        ``inner_val_index`` ``(V,)``, ``train_loss`` ``(E,)``), None when it has none."""
+        path = beside(self.fold_csv(seed, fold), "curves")
+        if not path.is_file():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                return {k: z[k] for k in z.files}
+        except (OSError, ValueError, EOFError) as e:
+            raise RunDirError(f"{path}: unreadable learning curves ({e}); {_RETRAIN}") from None
+
+    def write_weights(self, seed: int, fold: str, tensors: Mapping[str, np.ndarray],
+                      meta: Mapping[str, str]) -> None:
+        """Keep a fold's trained weights (``keep_models``), atomically, as safetensors."""
+        data = safetensors.numpy.save({k: np.ascontiguousarray(v) for k, v in tensors.items()},
+                                      metadata={str(k): str(v) for k, v in meta.items()})
+        atomic_write_bytes(beside(self.fold_csv(seed, fold), "weights"), data)
+
+    def weights(self, seed: int, fold: str) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+        """A fold's kept weights and their metadata; :class:`RunDirError` naming the file
+        when it is absent or unreadable."""
+        path = beside(self.fold_csv(seed, fold), "weights")
+        if not path.is_file():
+            raise RunDirError(f"{path}: no kept weights (the run did not keep its models)")
+        try:
+            with safetensors.safe_open(path, framework="numpy") as f:
+                return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
+        except (safetensors.SafetensorError, OSError, ValueError) as e:
+            raise RunDirError(f"{path}: unreadable weights ({e}); {_RETRAIN}") from None
 
     def seeds(self) -> dict[int, Path]:
         """``{k: run_dir/folds/seed<k>}`` for every seed folder the runner has written."""
@@ -386,10 +395,8 @@ class RunDir:
         for seed in self.seeds():
             secs = []
             for info in self._infos(seed, ordered=False):  # summed in directory order
-                try:
+                with contextlib.suppress(ValueError, KeyError, TypeError):
                     secs.append(float(info["group_seconds"]) / max(1, int(info["group_size"])))
-                except (ValueError, KeyError, TypeError):
-                    continue
             if secs:
                 out[seed] = float(np.mean(secs))
         return out
@@ -431,7 +438,7 @@ def _read_fold_file(path: Path, test_idx: np.ndarray | None,
             raise RunDirError(
                 f"{path}: its labels differ from the feature set's; delete it to retrain")
     check_fold_frame(path, df)
-    ipath = info_path(path)
+    ipath = beside(path, "info")
     if ipath.is_file():
         info = _read_info(ipath)
         if info is None:

@@ -5,8 +5,9 @@ any ``train_fn`` of its signature, e.g. an executor of :mod:`mefr.evaluate.execu
 and keeps everything in a run directory (:mod:`mefr.evaluate.rundir` holds its layout
 and is the only module that reads or writes it): ``config.yaml``, one fold file per
 finished (seed, fold) - written atomically the moment the engine reports it, with the
-engine's info and learning curves beside it - then ``predictions.csv``,
-``metrics.json`` (:mod:`mefr.evaluate.summary`), ``table.md`` and the MEGC logs.
+engine's info, learning curves and (``keep_models``) weights beside it - then
+``predictions.csv``, ``metrics.json`` (:mod:`mefr.evaluate.summary`), ``table.md`` and
+the MEGC logs.
 
 A rerun skips the folds whose file exists (resume after an interruption), trains only
 the new seeds when more are asked for (or the other folds, after a PARTIAL run of some
@@ -26,7 +27,6 @@ and :meth:`RunResult.summary` holds the text a caller shows (``mefr evaluate`` p
 
 from __future__ import annotations
 
-import importlib
 import logging
 import warnings
 from collections.abc import Callable, Iterable, Sequence
@@ -61,29 +61,13 @@ from mefr.evaluate.summary import (
     run_warnings,
     scores_frame,
 )
+from mefr.models.registry import is_handcrafted
 from mefr.train.config import TrainConfig
 
 if TYPE_CHECKING:
-    from mefr.train.engine import Job
+    from mefr.train.jobs import Job
 
 logger = logging.getLogger(__name__)
-#: Shims: names that moved, importable from here until report/, cli.py and the tests
-#: import them from their new homes (then delete this table and ``__getattr__``).
-_MOVED: dict[str, str] = {
-    **dict.fromkeys(("COMPARED_KEYS", "OUTPUTS", "config_differences", "curves_path",
-                     "fold_path", "read_curves", "write_curves"), "mefr.evaluate.rundir"),
-    **dict.fromkeys(("DATASET_ORDER", "DISPLAY_NAMES", "METRIC_NAMES", "POOLING",
-                     "STD_DEFINITION", "selection_note"), "mefr.evaluate.summary"),
-    **dict.fromkeys(("FEATURE_LOADERS", "load_features", "register_feature_loader"),
-                    "mefr.preprocess.sources"),
-    "code_revision": "mefr._env",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MOVED:
-        return getattr(importlib.import_module(_MOVED[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class RunInterrupted(KeyboardInterrupt):
@@ -238,9 +222,12 @@ def _train_missing(
     progress: bool,
     write_job_curves: Callable[[str, dict[str, np.ndarray]], None],
     curves: bool,
+    keep: Callable[[str, Any], None] | None,
 ) -> None:
     size = len(todo) if not chunk else int(chunk)
     options = {"curves": True} if curves and accepts_keyword(train_fn, "curves") else {}
+    if keep is not None:
+        options["return_models"] = True
     for start in range(0, len(todo), size):
         jobs = todo[start : start + size]
         done: set[str] = set()
@@ -275,6 +262,12 @@ def _train_missing(
                 if job_curves is not None and key not in done:
                     write_job_curves(key, job_curves)
                 write_info(key, info)
+        if keep is not None:
+            models = getattr(result, "models", None) or {}
+            for job in jobs:
+                if job.key not in models:
+                    raise RunDirError(f"the engine returned no model for job {job.key}")
+                keep(job.key, models[job.key])
 
 
 def run_protocol(
@@ -289,6 +282,7 @@ def run_protocol(
     progress: bool = True,
     data_source: str | None = None,
     curves: bool = True,
+    keep_models: bool = False,
     folds: FoldSpec | None = None,
     subjects: SubjectSpec | None = None,
 ) -> RunResult:
@@ -301,7 +295,10 @@ def run_protocol(
     reported, so an interrupted run resumes where it stopped. ``data_source`` (e.g. the
     ``--features`` argument) is recorded in config.yaml but not compared on reruns.
     ``curves`` keeps each fold's learning curves (``<fold>.curves.npz``) when the
-    engine can record them; they do not change the predictions.
+    engine can record them; they do not change the predictions. ``keep_models`` keeps
+    each fold's trained weights (``<fold>.safetensors``: :meth:`RunDir.weights` reads
+    them, :func:`mefr.train.runtime.load_network` rebuilds the network); a fold finished
+    without them is then trained again.
 
     ``folds`` (names as in the run directory, ``"casme2/sub01"``; 0-based indices and
     ranges, ``"0-3,10"``) and ``subjects`` (``"casme2/sub01"``, or ``"sub01"`` in every
@@ -320,6 +317,10 @@ def run_protocol(
         train_fn = train_group
     if chunk is not None and int(chunk) < 1:
         raise ValueError(f"chunk must be a positive number of jobs, got {chunk!r}")
+    if keep_models and (is_handcrafted(config.model)
+                        or not accepts_keyword(train_fn, "return_models")):
+        raise ValueError(f"keep_models: {config.model} trained by {train_fn!r} gives no "
+                         "network weights to keep")
     run = RunDir(run_dir)
     seeds = parse_seeds(seeds)
     y = _labels(features)
@@ -335,7 +336,7 @@ def run_protocol(
         run_folds, mark = plan_folds(run, every_fold, asked)
         run.open({**identity, PARTIAL: mark} if mark else identity, extra)
         result = _run(run, features, x, y, run_folds, seeds, protocol, config, device,
-                      train_fn, chunk, progress, curves, env, mark)
+                      train_fn, chunk, progress, curves, env, mark, keep_models)
     logger.info("%s", result.summary().rstrip("\n"))
     return result
 
@@ -343,7 +344,7 @@ def run_protocol(
 def _run(run: RunDir, features: FeatureSetLike, x: np.ndarray, y: np.ndarray,
          folds: Sequence[Fold], seeds: Sequence[int], protocol: str, config: TrainConfig,
          device: str, train_fn: TrainFn, chunk: int | None, progress: bool, curves: bool,
-         env: dict[str, Any], mark: dict[str, Any] | None) -> RunResult:
+         env: dict[str, Any], mark: dict[str, Any] | None, keep_models: bool) -> RunResult:
     """The body of :func:`run_protocol` once the run directory is open and locked:
     ``folds`` are those to run (some, with the PARTIAL ``mark``, or all)."""
     table = features.table
@@ -355,8 +356,8 @@ def _run(run: RunDir, features: FeatureSetLike, x: np.ndarray, y: np.ndarray,
     jobs = build_jobs(folds, seeds)
     by_key = {j.key: j for j in jobs}
     where = {job_key(s, f.name): (int(s), f.name) for s in seeds for f in folds}
-    todo = [j for j in jobs if not run.has_fold(*where[j.key])]
-    skipped = tuple(j.key for j in jobs if run.has_fold(*where[j.key]))
+    todo = [j for j in jobs if not run.has_fold(*where[j.key], keep_models)]
+    skipped = tuple(j.key for j in jobs if run.has_fold(*where[j.key], keep_models))
     for key in skipped:  # a stale or edited fold file fails now, not after hours of training
         run.read_fold(*where[key], by_key[key].test_idx, y)
     finished = None if todo else run.finished_metrics(seeds, mark)
@@ -389,14 +390,20 @@ def _run(run: RunDir, features: FeatureSetLike, x: np.ndarray, y: np.ndarray,
         if key in where:
             run.write_fold_curves(*where[key], job_curves)
 
+    def keep(key: str, model: Any) -> None:
+        state = {n: v.detach().cpu().numpy() for n, v in model.state_dict().items()}
+        run.write_weights(*where[key], state, {"model": config.model, "job": key,
+                                               "num_classes": str(k)})
+
     def kept() -> int:
-        return sum(run.has_fold(*w) for w in where.values())
+        return sum(run.has_fold(*w, keep_models) for w in where.values())
 
     try:
         if todo:
             groups = group_key(table).to_numpy(dtype=object)
             _train_missing(train_fn, x, y, groups, todo, config, k, device, chunk, write,
-                           write_info, progress, write_job_curves, curves)
+                           write_info, progress, write_job_curves, curves,
+                           keep if keep_models else None)
     except KeyboardInterrupt:
         raise RunInterrupted(run.path, kept(), len(jobs), len(trained)) from None
     except PathError as e:

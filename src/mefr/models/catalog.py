@@ -25,7 +25,7 @@ class ModelEntry:
     ``channels`` are the feature channels the network reads, in order; ``apex_policy``
     is the apex choice its ablation stands for (Dual-Inception: the middle frame);
     ``descriptor`` what preprocessing makes of a clip for it (see
-    :class:`mefr.preprocess.pipeline.PreprocessSettings`). A hand-crafted baseline has no
+    :class:`mefr.preprocess.settings.PreprocessSettings`). A hand-crafted baseline has no
     class (``cls=None``); ``kwargs`` are its settings. ``display`` is the name tables
     and figures print; ``uses_dropout`` whether the training setting ``dropout``
     (:class:`mefr.train.config.TrainConfig`) reaches the constructor (Basic Inception's

@@ -1,9 +1,10 @@
 """Networks by name: ``create_model("fr")``, their parameter counts and display names.
 
-The networks register themselves beside their classes (:func:`register`, in
-:mod:`mefr.models.fr` and :mod:`mefr.models.baselines`); importing this module imports
-them, so :data:`MODELS` is complete here. The hand-crafted baseline ``lbptop_svm`` (no
-network; :mod:`mefr.train.handcrafted`) is registered below.
+The networks register themselves beside their classes
+(:func:`mefr.models.catalog.register`, in :mod:`mefr.models.fr` and
+:mod:`mefr.models.baselines`); importing this module imports them, so
+:data:`mefr.models.catalog.MODELS` is complete once it is imported. The hand-crafted
+baseline ``lbptop_svm`` (no network; :mod:`mefr.train.handcrafted`) is registered below.
 """
 
 from __future__ import annotations
@@ -14,16 +15,13 @@ from typing import Any
 import torch
 
 from mefr.models.base import GroupNet
-from mefr.models.catalog import HANDCRAFTED, MODELS, ModelEntry, add_entry, register
+from mefr.models.catalog import HANDCRAFTED, MODELS, ModelEntry, add_entry
 from mefr.models.fr import FeatureRefinement  # registers FR, its ablations, Basic Inception
 
 # isort: split
 import mefr.models.baselines  # noqa: F401, E402 - registers OFF-ApexNet and STSTNet (after FR)
 
 __all__ = [
-    "HANDCRAFTED",
-    "MODELS",
-    "ModelEntry",
     "count_parameters",
     "create_model",
     "display_name",
@@ -32,7 +30,6 @@ __all__ = [
     "list_models",
     "model_entry",
     "model_specs",
-    "register",
 ]
 
 add_entry(ModelEntry(None, {"C": 1.0}, channels=("lbptop",), descriptor="lbptop",

@@ -30,15 +30,13 @@ from typing import Any
 import torch
 
 from mefr._env import mefr_version, model_environment
-from mefr.modelfile import (
-    ModelFileError,
+from mefr.modelfile import ModelFileError, make_ensemble_header, save_model_file
+from mefr.modelmembers import (
     join_members,
-    make_ensemble_header,
     member_files,
     member_headers,
     member_mismatch,
     member_weights,
-    save_model_file,
 )
 from mefr.predict.predictor import Predictor, load_checked
 from mefr.predict.results import describe_members
@@ -55,7 +53,7 @@ def combined_weights(weights: Sequence[Sequence[float]]) -> list[float]:
 def check_joinable(headers: Sequence[Mapping[str, Any]], sources: Sequence[str]) -> None:
     """Raise :class:`ModelFileError` naming the first model (by its source) that cannot
     join an ensemble with the first one (other classes or preprocessing,
-    :func:`mefr.modelfile.member_mismatch`), or when there are fewer than two members."""
+    :func:`mefr.modelmembers.member_mismatch`), or when there are fewer than two members."""
     if sum(len(member_headers(h)) for h in headers) < 2:
         raise ModelFileError("an ensemble needs at least two members; "
                              f"got {', '.join(sources) or 'none'}")

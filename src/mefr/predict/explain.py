@@ -17,7 +17,7 @@ import numpy as np
 from mefr.predict.inputs import PreparedClip
 from mefr.predict.results import Prediction
 from mefr.preprocess.face import ImageLike, as_grey, crop
-from mefr.preprocess.pipeline import PreprocessSettings
+from mefr.preprocess.settings import PreprocessSettings
 
 
 def face_crops(clip: PreparedClip, settings: PreprocessSettings) -> tuple[np.ndarray, np.ndarray]:

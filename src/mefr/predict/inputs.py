@@ -16,8 +16,9 @@ import cv2
 import numpy as np
 
 from mefr.data.frames import IMAGE_SUFFIXES, list_frames
+from mefr.preprocess.clip import clip_features, frames_features
 from mefr.preprocess.face import Box, ImageLike, PreprocessError
-from mefr.preprocess.pipeline import PreprocessSettings, clip_features, frames_features
+from mefr.preprocess.settings import PreprocessSettings
 
 
 @dataclass(frozen=True)

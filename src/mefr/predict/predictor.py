@@ -28,21 +28,18 @@ from mefr.modelfile import (
     ModelFileError,
     build_network,
     check_compatibility,
-    is_ensemble,
-    join_members,
     load_model_file,
-    member_headers,
     member_label,
     member_tensors,
-    member_weights,
     save_model_file,
     validate_header,
 )
+from mefr.modelmembers import is_ensemble, join_members, member_headers, member_weights
 from mefr.models.base import GroupNet
 from mefr.predict.explain import write_explanation
 from mefr.predict.inputs import PredictInput, PreparedClip, describe_input, prepare_input
 from mefr.predict.results import Prediction, describe_members, explanation_name, failure
-from mefr.preprocess.pipeline import PreprocessSettings
+from mefr.preprocess.settings import PreprocessSettings
 
 
 def _settings_of(header: Mapping[str, Any], source: str) -> PreprocessSettings:

@@ -25,14 +25,8 @@ from mefr.modelfile import make_header
 from mefr.models.registry import is_handcrafted, model_entry
 from mefr.predict.ensemble import ensemble_of
 from mefr.predict.predictor import Predictor
-from mefr.preprocess.pipeline import PreprocessSettings
-from mefr.preprocess.sources import (  # noqa: F401 - re-exported (mefr.predict)
-    EXTRA_SCHEMES,
-    SYNTHETIC_CDE,
-    is_feature_source,
-    load_sources,
-    parse_source,
-)
+from mefr.preprocess.settings import PreprocessSettings
+from mefr.preprocess.sources import is_feature_source, load_sources
 from mefr.train.config import TrainConfig
 
 
@@ -91,7 +85,8 @@ def load_training_data(
     workers: int | None = None,
     progress: bool = True,
 ) -> TrainingData:
-    """The training clips of ``sources`` (``SCHEME:PATH`` strings, see :func:`parse_source`).
+    """The training clips of ``sources`` (``SCHEME:PATH`` strings, see
+    :func:`mefr.preprocess.sources.parse_source`).
 
     * ``casme2:ROOT``, ``samm:ROOT``, ``smic_hs:ROOT``... raw databases (several may be
       given; they are pooled), labelled by ``protocol`` and preprocessed with ``settings``
@@ -138,11 +133,13 @@ def train_model(data: TrainingData, config: TrainConfig, seed: int = 0, device: 
                 progress: bool = False) -> Predictor:
     """Fit one network on every clip of ``data`` and return it as a :class:`Predictor`.
 
-    One :class:`~mefr.train.engine.Job` trains on all rows and tests on none, so the
+    One :class:`~mefr.train.jobs.Job` trains on all rows and tests on none, so the
     model is the one after ``config.epochs`` epochs (or the inner-validation epoch when
     ``config.select_epoch_by == "inner_val"``, which holds out training subjects).
     """
-    from mefr.train.engine import Job, resolve_device, train_group
+    from mefr.train.engine import train_group
+    from mefr.train.jobs import Job
+    from mefr.train.runtime import resolve_device
 
     if is_handcrafted(config.model):
         raise ValueError(f"{config.model!r} is a hand-crafted baseline without a network: it "

@@ -8,6 +8,7 @@ feature cache) and ``pipeline`` (a table -> :class:`FeatureSet`, in parallel).
 """
 
 from mefr.preprocess.apex import APEX_POLICIES, ApexFallbackWarning, ClipError, spot_apex
+from mefr.preprocess.clip import ClipFeatures, clip_features, frames_features
 from mefr.preprocess.face import (
     Box,
     FaceNotFoundError,
@@ -17,15 +18,7 @@ from mefr.preprocess.face import (
     face_box,
 )
 from mefr.preprocess.flow import NORMALISATIONS, compute_flow, optical_strain
-from mefr.preprocess.pipeline import (
-    ClipFailure,
-    ClipFeatures,
-    FeatureSet,
-    PreprocessSettings,
-    build_features,
-    clip_features,
-    frames_features,
-)
+from mefr.preprocess.pipeline import ClipFailure, FeatureSet, build_features
 from mefr.preprocess.register import (
     REGISTRATIONS,
     HeadMotion,
@@ -33,6 +26,7 @@ from mefr.preprocess.register import (
     RegistrationError,
     register_pair,
 )
+from mefr.preprocess.settings import PreprocessSettings
 from mefr.preprocess.store import FeatureStore
 
 __all__ = [

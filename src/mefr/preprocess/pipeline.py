@@ -16,9 +16,8 @@ For each clip (one row of a sample table, :mod:`mefr.data.table`):
    baseline.
 
 Steps 2-4 are :mod:`mefr.preprocess.clip` (one clip, also used for new clips by
-:mod:`mefr.predict`); the settings are :class:`~mefr.preprocess.settings.PreprocessSettings`
-(imported here too, their former home). :func:`build_features` does this for a whole
-table on all cores and returns a
+:mod:`mefr.predict`); the settings are :class:`~mefr.preprocess.settings.PreprocessSettings`.
+:func:`build_features` does this for a whole table on all cores and returns a
 :class:`FeatureSet` (same shape as :class:`mefr.data.flowset.FlowSet`). A clip that
 fails (no face, a missing or undecodable frame, a clip too short) is reported with its
 sample key, the file and the reason, left out of the result, and the others go on.
@@ -44,21 +43,10 @@ from tqdm.auto import tqdm
 
 from mefr.data.flowset import FlowSet
 from mefr.preprocess.apex import ApexFallbackWarning, ClipError, clip_span
-from mefr.preprocess.clip import (  # re-exported: one clip's features
-    ClipFeatures,  # noqa: F401
-    _features,
-    clip_features,  # noqa: F401
-    frames_features,  # noqa: F401
-)
+from mefr.preprocess.clip import _features
 from mefr.preprocess.face import PreprocessError
 from mefr.preprocess.lbptop import lbp_top_dim
-from mefr.preprocess.settings import (  # re-exported: the settings' former home
-    DESCRIPTORS,  # noqa: F401
-    FACE_MODES,  # noqa: F401
-    HEAD_COLUMNS,
-    LBPTOP_CHANNELS,  # noqa: F401
-    PreprocessSettings,
-)
+from mefr.preprocess.settings import HEAD_COLUMNS, PreprocessSettings
 from mefr.preprocess.store import FeatureStore, cache_key
 
 

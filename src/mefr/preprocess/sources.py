@@ -29,7 +29,8 @@ import pandas as pd
 
 if TYPE_CHECKING:
     from mefr.data.flowset import FlowSet
-    from mefr.preprocess.pipeline import FeatureSet, PreprocessSettings
+    from mefr.preprocess.pipeline import FeatureSet
+    from mefr.preprocess.settings import PreprocessSettings
 
 #: Data-source schemes besides the dataset names.
 EXTRA_SCHEMES: tuple[str, ...] = ("synthetic", "flowset")
@@ -186,7 +187,7 @@ def load_sources(
     Clips that failed preprocessing are listed in the result's ``failures``; it is an
     error when every clip failed.
     """
-    from mefr.preprocess.pipeline import PreprocessSettings
+    from mefr.preprocess.settings import PreprocessSettings
 
     specs = [parse_source(s) for s in sources]
     if not specs:

@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from mefr.evaluate.metrics import COMPOSITE
-from mefr.evaluate.rundir import RunDir
+from mefr.evaluate.rundir import NOT_RUN, RunDir
 from mefr.report import paper as P
 from mefr.report.notes import bootstrap_notes, provenance, run_notes, timing_notes
 from mefr.report.options import ReproduceError
-from mefr.report.runs import NOT_RUN, RunRef, Runs, fold_seconds
+from mefr.report.runs import RunRef, Runs, fold_seconds
 from mefr.report.tables import (
     MIXED_DATA,
     NOT_REPRODUCED,

@@ -16,7 +16,7 @@ from mefr.report.options import DEFAULT_FLOWSET, ReproduceError, ReproduceOption
 from mefr.report.targets import EXPERIMENTS, Experiment
 
 if TYPE_CHECKING:
-    from mefr.evaluate.runner import FeatureSetLike
+    from mefr.evaluate.identity import FeatureSetLike
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +106,8 @@ class FeatureSource:
         from mefr.data import read_database
         from mefr.data.labels import LabelWarning, apply_protocol, protocol_classes
         from mefr.preprocess.apex import ApexFallbackWarning
-        from mefr.preprocess.pipeline import PreprocessSettings, build_features
+        from mefr.preprocess.pipeline import build_features
+        from mefr.preprocess.settings import PreprocessSettings
 
         paths = self.synthetic_paths()
         missing = [d for d in exp.databases if d not in paths]

@@ -7,12 +7,13 @@ from typing import Any
 import numpy as np
 
 from mefr.evaluate.metrics import COMPOSITE
+from mefr.evaluate.rundir import NOT_RUN
 from mefr.models.registry import display_name
 from mefr.report import paper as P
 from mefr.report.figures import confusion_figure, row_percent
 from mefr.report.notes import provenance, run_notes
 from mefr.report.options import ReproduceError
-from mefr.report.runs import NOT_RUN, RunRef, Runs
+from mefr.report.runs import RunRef, Runs
 from mefr.report.tables import Cell, Column, ReportTable, Row
 
 #: The two panels: (tag, network).

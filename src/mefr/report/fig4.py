@@ -1,12 +1,23 @@
 """Fig. 4 of the paper: t-SNE of Basic Inception's expression-shared and FR's
 expression-refined features of the test samples of a random half/half subject split of
-the composite. The split, features and map are kept in ``<results>/[synthetic/]fig4``
-(``embedding.csv``, ``info.json``) and reused while their identity matches."""
+the composite.
+
+Each network is trained through the runner (:func:`mefr.evaluate.runner.run_protocol`)
+under the protocol ``holdout:0.5:<seed>`` (:class:`mefr.evaluate.protocols.Holdout`),
+keeping its weights, into ``<results>/[synthetic/]fig4/<network>/``; the network is
+rebuilt from them (:func:`mefr.train.runtime.load_network`) to compute the features of
+the test samples. The split, features and map are kept in ``<results>/[synthetic/]fig4``
+(``embedding.csv``, ``info.json``) and reused while their identity matches.
+
+The holdout draw is the one Fig. 4 made before it trained through the runner, so the
+split of a seed is unchanged; the models are not: the engine seeds a model's initial
+weights and batch order from its job key (:func:`mefr.train.jobs.job_seed`), which is
+now the runner's ``seed<k>/holdout`` instead of ``fig4/<network>``.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +25,13 @@ import numpy as np
 import pandas as pd
 
 from mefr._env import describe_device
+from mefr.evaluate.rundir import NOT_RUN
 from mefr.models.registry import display_name
 from mefr.report import paper as P
 from mefr.report.figures import tsne_embedding, tsne_figure
 from mefr.report.notes import train_text
 from mefr.report.options import ReproduceError
-from mefr.report.runs import NOT_RUN, Runs
+from mefr.report.runs import Runs
 from mefr.report.tables import Cell, Column, ReportTable, Row
 
 #: The two panels: (tag, network, what its feature is).
@@ -29,21 +41,13 @@ PANELS: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def split_subjects(groups: Sequence[str], seed: int, fraction: float = 0.5
-                   ) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Fig. 4's split: ``round(fraction * subjects)`` subjects drawn with ``seed`` are
-    tested, the others train (the paper: 34 of the composite's 68 each). The draw is
-    the engine's subject split (:func:`mefr.train.jobs.inner_split`, whose held-out part
-    is the test part here). Returns train rows, test rows and the training subjects."""
-    from mefr.train.jobs import Job, inner_split
+#: The share of the subjects Fig. 4 tests (the paper: 34 of the composite's 68).
+FRACTION = 0.5
 
-    g = np.asarray(groups, dtype=object).astype(str)
-    every = np.arange(len(g), dtype=np.int64)
-    train, test = inner_split(Job("fig4", int(seed), every, every[:0]), g, fraction)
-    if not len(test):
-        raise ReproduceError(f"a subject split needs two subjects, got {np.unique(g).tolist()}")
-    return (np.sort(train).astype(np.int64), np.sort(test).astype(np.int64),
-            sorted({str(s) for s in g[train]}))
+
+def fig4_protocol(seed: int) -> str:
+    """Fig. 4's split as a runner protocol: ``holdout:0.5:<seed>``."""
+    return f"holdout:{FRACTION:g}:{int(seed)}"
 
 
 def fig4_done(run_dir: Path) -> bool:
@@ -140,7 +144,10 @@ def _train(runs: Runs, run_dir: Path, synthetic: bool) -> None:
 
     from mefr.data.flowset import select_channels
     from mefr.data.table import features_fingerprint, group_key
-    from mefr.train.engine import Job, resolve_device, train_group
+    from mefr.evaluate.protocols import ProtocolError, protocol_folds
+    from mefr.evaluate.rundir import RunDir
+    from mefr.evaluate.runner import run_protocol
+    from mefr.train.runtime import load_network, resolve_device
 
     opts = runs.options
     features, source = runs.features.get("cde", "fr", synthetic)
@@ -148,26 +155,35 @@ def _train(runs: Runs, run_dir: Path, synthetic: bool) -> None:
     y = np.asarray(table["label"], dtype=np.int64)
     groups = group_key(table).to_numpy(dtype=object)
     seed = runs.first_seed()
-    train_idx, test_idx, train_subjects = split_subjects(groups, seed)
+    protocol = fig4_protocol(seed)
+    try:
+        (fold,) = protocol_folds(table, protocol)
+    except ProtocolError as e:
+        raise ReproduceError(f"Fig. 4: {e}") from None
+    train_idx, test_idx = fold.train_idx, fold.test_idx
+    train_subjects = sorted({str(s) for s in groups[train_idx]})
     k = len(features.class_names)
+    dev = resolve_device(opts.device)
     rows, results = [], {}
     hardware = ""
     for _, model, _ in PANELS:
         config = runs.config_for("cde", model)
+        run = RunDir(run_dir / model)
+        # the engine, not options.train_fn (the tests' stand-in gives no networks)
+        run_protocol(features, protocol, config, [seed], run.path, device=opts.device,
+                     chunk=opts.chunk, progress=opts.progress, data_source=source,
+                     curves=False, keep_models=True)
+        weights, _ = run.weights(seed, fold.name)
+        net = load_network(config, k, weights, dev)
         x = select_channels(features.x, features.channels, config.channels)
-        job = Job(key=f"fig4/{model}", seed=seed, train_idx=train_idx, test_idx=test_idx)
-        res = train_group(x, y, [job], config, k, groups=groups, device=opts.device,
-                          progress=opts.progress, return_models=True, workers=1)
-        net = res.models[job.key].to(resolve_device(opts.device)).eval()  # type: ignore[index]
         with torch.no_grad():
-            xt = torch.from_numpy(x[test_idx]).to(next(net.parameters()).device)
-            out = net(xt)
+            out = net(torch.from_numpy(np.ascontiguousarray(x[test_idx])).to(dev))
         feat = (out.refined if out.refined is not None else out.shared).float().cpu().numpy()
-        pred = out.logits.argmax(-1).cpu().numpy()
+        pred = run.read_fold(seed, fold.name, test_idx, y)["pred"].to_numpy()
         xy = tsne_embedding(feat, seed)
         yt = y[test_idx]
         two = len(np.unique(yt)) > 1 and len(yt) > len(np.unique(yt))
-        info = res.info.get(job.key, {})
+        info = run.read_info(seed, fold.name) or {}
         hardware = info.get("device", opts.device)
         results[model] = {
             "test_acc": float(np.mean(pred == yt)),
@@ -192,6 +208,7 @@ def _train(runs: Runs, run_dir: Path, synthetic: bool) -> None:
         "sha256": features_fingerprint(np.asarray(features.x), table),
         "class_names": list(features.class_names),
         "seed": int(seed),
+        "protocol": protocol,
         "train": train_text({"train": runs.config_for("cde", "fr").to_dict()}),
         "split": {"train_subjects": len(train_subjects), "train_samples": len(train_idx),
                   "test_subjects": int(len(np.unique(groups[test_idx]))),

@@ -81,7 +81,7 @@ class ReproduceOptions:
     allow_missing: bool = False
 
     def __post_init__(self) -> None:
-        from mefr.evaluate.runner import parse_seeds
+        from mefr.evaluate.protocols import parse_seeds
         from mefr.train.config import PRESETS
 
         if self.data not in ("real", "synthetic"):

@@ -45,27 +45,20 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from mefr.evaluate.rundir import NOT_RUN
 from mefr.report.build import build_table, plan_table
 from mefr.report.features import FeatureSource
 from mefr.report.fig3 import fig3, plan_fig3
 from mefr.report.fig4 import fig4, fig4_done
 from mefr.report.figures import save_figure
-from mefr.report.options import DEFAULT_FLOWSET, ReproduceError, ReproduceOptions, SyntheticSpec
-from mefr.report.runs import NOT_RUN, RunOutcome, RunRef, Runs, run_status
+from mefr.report.options import ReproduceError, ReproduceOptions
+from mefr.report.runs import RunOutcome, RunRef, Runs, run_status
 from mefr.report.tables import ReportTable, to_caption, write_table
 from mefr.report.targets import TABLE_SPECS, TARGETS
 
 __all__ = [
-    "DEFAULT_FLOWSET",
-    "NOT_RUN",
-    "ReproduceError",
-    "ReproduceOptions",
     "Reproducer",
-    "RunOutcome",
-    "RunRef",
-    "SyntheticSpec",
     "reproduce",
-    "run_status",
     "target_names",
 ]
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mefr._env import describe_environment
-from mefr.evaluate.rundir import NOT_RUN, RunDir
+from mefr.evaluate.rundir import RunDir
 from mefr.model_inputs import flowset_serves
 from mefr.report.options import ReproduceError, ReproduceOptions
 from mefr.report.targets import DEFAULT_PRESET, EXPERIMENTS
@@ -25,8 +25,8 @@ if TYPE_CHECKING:
     from mefr.report.features import FeatureSource
     from mefr.train.config import TrainConfig
 
-__all__ = ["NOT_RUN", "RunOutcome", "RunRef", "Runs", "describe_run_hardware", "fold_seconds",
-           "read_config", "read_metrics", "run_status", "seed_hardware", "seed_list"]
+__all__ = ["RunOutcome", "RunRef", "Runs", "describe_run_hardware", "fold_seconds", "read_config",
+           "read_metrics", "run_status", "seed_hardware", "seed_list"]
 
 
 @dataclass(frozen=True)
@@ -176,14 +176,14 @@ class Runs:
 
     def first_seed(self) -> int:
         """``--seeds``' first seed, else 0 (Fig. 4 trains one seed)."""
-        from mefr.evaluate.runner import parse_seeds
+        from mefr.evaluate.protocols import parse_seeds
 
         return parse_seeds(self.options.seeds)[0] if self.options.seeds is not None else 0
 
     # ------------------------------------------------------------------ running
     def seeds_for(self, run_dir: Path) -> tuple[int, ...]:
         """``--seeds``, else the seeds the run already has, else ``(0,)``."""
-        from mefr.evaluate.runner import parse_seeds
+        from mefr.evaluate.protocols import parse_seeds
 
         if self.options.seeds is not None:
             return parse_seeds(self.options.seeds)

@@ -49,7 +49,7 @@ import torch
 
 from mefr.models.base import GroupNet
 from mefr.models.registry import is_handcrafted
-from mefr.train.augment import flip_flow, make_augmenter, shift_images
+from mefr.train.augment import make_augmenter
 from mefr.train.batches import (
     class_weights,
     epoch_batches,
@@ -61,7 +61,6 @@ from mefr.train.batches import (
 from mefr.train.config import TrainConfig
 from mefr.train.handcrafted import train_handcrafted
 from mefr.train.jobs import (
-    CURVE_ARRAYS,
     GroupResult,
     Job,
     OnResult,
@@ -72,7 +71,6 @@ from mefr.train.jobs import (
 from mefr.train.losses import fr_loss
 from mefr.train.runtime import (
     build_network,
-    bytes_per_model,
     default_max_models,
     device_name,
     progress_bar,
@@ -80,7 +78,6 @@ from mefr.train.runtime import (
     set_cuda_flags,
 )
 from mefr.train.workers import (
-    WorkerDied,
     check_not_bootstrapping,
     spawn_unsafe_reason,
     train_in_processes,
@@ -88,23 +85,9 @@ from mefr.train.workers import (
 )
 
 __all__ = [
-    "CURVE_ARRAYS",
-    "GroupResult",
-    "Job",
-    "OnResult",
     "TrainingDiverged",
-    "WorkerDied",
-    "bytes_per_model",
-    "class_weights",
-    "default_max_models",
-    "flip_flow",
-    "inner_split",
-    "job_seed",
     "macro_f1_per_model",
     "make_optimizer",
-    "plan_groups",
-    "resolve_device",
-    "shift_images",
     "train_group",
     "train_one_in_worker",
 ]
@@ -184,12 +167,13 @@ def train_group(
     deterministic : CUDA only: full-precision matrix products, deterministic cuDNN
         kernels (slower; results independent of how jobs are grouped).
     curves : record each job's learning curves in ``info["curves"]``
-        (:data:`CURVE_ARRAYS`); the predictions are the same either way.
+        (:data:`mefr.train.jobs.CURVE_ARRAYS`); the predictions are the same either way.
 
     Raises
     ------
     TrainingDiverged : a job's training loss became non-finite (named, with its epoch).
-    WorkerDied : a worker process ended without a result (killed, out of memory).
+    WorkerDied : (:mod:`mefr.train.workers`) a worker process ended without a result
+        (killed, out of memory).
     """
     if is_handcrafted(config.model):  # no network: a scikit-learn classifier per job
         return train_handcrafted(x, y, jobs, config, num_classes, groups=groups,

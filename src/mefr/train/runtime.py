@@ -4,7 +4,8 @@
 :func:`set_cuda_flags` sets TF32 and cuDNN autotuning (off with ``deterministic``);
 :func:`bytes_per_model` and :func:`default_max_models` size the groups;
 :func:`build_network` is the one place the engine builds a network from a
-:class:`~mefr.train.config.TrainConfig`.
+:class:`~mefr.train.config.TrainConfig`, and :func:`load_network` the same network with
+trained weights.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import math
 import os
 import platform
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -65,6 +66,16 @@ def build_network(config: TrainConfig, num_classes: int, seeds: Sequence[int],
     with torch.device(device):
         return create_model(config.model, num_classes, len(seeds), seed=list(seeds),
                             **network_kwargs(config))
+
+
+def load_network(config: TrainConfig, num_classes: int, state: Mapping[str, Any],
+                 device: torch.device | str = "cpu") -> GroupNet:
+    """The G = 1 network of ``config`` holding the weights ``state`` (tensors or arrays by
+    name, e.g. a fold's kept weights, :meth:`mefr.evaluate.rundir.RunDir.weights`), on
+    ``device`` in eval mode; every weight of the network must be given, and no other."""
+    net = build_network(config, num_classes, [0], device)
+    net.load_state_dict({n: torch.as_tensor(v) for n, v in state.items()}, strict=True)
+    return net.eval()
 
 
 def bytes_per_model(config: TrainConfig, num_classes: int, in_shape: tuple[int, ...]) -> int:
