@@ -277,8 +277,13 @@ def test_table6_fig3_and_fig4_with_the_real_engine(tmp_path, synthetic_root, wor
     Reproducer(opts).reproduce("fig4")
     assert (run_dir / "embedding.csv").stat().st_mtime_ns == stamp
     # ... and refuses one made with other settings
-    with pytest.raises(ReproduceError, match="other data, seed or training"):
+    with pytest.raises(ReproduceError, match="other data, seed, split or training"):
         Reproducer(_options(tmp_path, synthetic_root, work, seeds="1")).fig4()
+    # ... and one made under another split (an identity without the holdout protocol)
+    info["identity"].pop("protocol")
+    (run_dir / "info.json").write_text(json.dumps(info))
+    with pytest.raises(ReproduceError, match="split"):
+        Reproducer(opts).fig4()
 
 
 def test_cli_renders_without_training(tmp_path, synthetic_root, capsys):

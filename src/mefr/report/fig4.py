@@ -118,13 +118,15 @@ def fig4(runs: Runs) -> tuple[ReportTable, Any]:
 
 
 def _identity(runs: Runs, synthetic: bool) -> dict[str, Any]:
-    """What must match for Fig. 4's stored split, features and map to be reused."""
+    """What must match for Fig. 4's stored split, features and map to be reused: the
+    data, the seed, the split (its protocol) and the training settings."""
     from mefr.data.table import features_fingerprint
 
     features, _ = runs.features.get("cde", "fr", synthetic)
     return {
         "sha256": features_fingerprint(np.asarray(features.x), features.table),
         "seed": runs.first_seed(),
+        "protocol": fig4_protocol(runs.first_seed()),
         "configs": {m: runs.config_for("cde", m).to_dict() for _, m, _ in PANELS},
     }
 
@@ -134,7 +136,7 @@ def _check(runs: Runs, run_dir: Path, synthetic: bool) -> None:
     now = json.loads(json.dumps(_identity(runs, synthetic)))
     if stored != now:
         raise ReproduceError(
-            f"{run_dir} holds a Fig. 4 run with other data, seed or training settings; "
+            f"{run_dir} holds a Fig. 4 run with other data, seed, split or training settings; "
             "delete it or use another --results")
 
 
