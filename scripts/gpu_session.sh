@@ -49,8 +49,8 @@ run() {  # run NAME COMMITTED_RUN_DIR MIN_SECONDS_LEFT ARGS...
 }
 # issue 33 first: the honest recipe with learning curves (FR and Basic Inception paired),
 # then the committed recipe again with curves, for `mefr audit`
-run cde_fr_paper_adam results/cde/fr_paper_adam 60 --protocol cde --model fr --preset paper_adam
-run cde_basic_inception_paper_adam results/cde/basic_inception_paper_adam 60 --protocol cde --model basic_inception --preset paper_adam
+run cde_fr-paper_adam results/cde/fr-paper_adam 60 --protocol cde --model fr --preset paper_adam
+run cde_basic_inception-paper_adam results/cde/basic_inception-paper_adam 60 --protocol cde --model basic_inception --preset paper_adam
 run cde_fr_curves results/cde/fr_curves 40 --protocol cde --model fr --preset cde
 run cde_basic_inception_curves results/cde/basic_inception_curves 40 --protocol cde --model basic_inception --preset cde
 run cde_fr results/cde/fr 30 --protocol cde --model fr --preset cde

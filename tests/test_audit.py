@@ -128,6 +128,8 @@ def test_inner_validation_runs_get_their_own_honest_row(tmp_path):
     assert audit.epochs["inner validation"] == "3"
     md = audit.markdown()
     assert "**LEAKY**" in md and "| inner validation | honest | 3 |" in md
+    # one seed has no ensemble: it would repeat the evaluated model's row
+    assert not audit.scores["selection"].str.startswith("ensemble").any()
 
 
 def test_a_run_without_curves_is_refused_with_a_reason(tmp_path):

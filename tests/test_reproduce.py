@@ -115,6 +115,46 @@ def test_run_directory_layout(tmp_path):
     assert Reproducer(ReproduceOptions(data="synthetic")).ref("cde", "fr").synthetic
 
 
+
+def test_report_folder_is_named_after_the_recipe(tmp_path):
+    """A table rendered under another preset or epoch count goes beside the default
+    report, named like the run directories, never over it."""
+    def out(**kw):
+        return ReproduceOptions(results=tmp_path, **kw).out_dir
+
+    assert out() == out(preset="cde") == out(preset="cde", epochs=100) == tmp_path / "report"
+    assert out(preset="paper_adam") == tmp_path / "report-paper_adam"
+    assert out(preset="paper_single") == tmp_path / "report-paper_single"
+    assert out(epochs=2) == tmp_path / "report-e2"
+    assert out(preset="paper_adam", epochs=2) == tmp_path / "report-paper_adam-e2"
+    assert out(data="synthetic", preset="paper_adam") == (
+        tmp_path / "synthetic" / "report-paper_adam")
+    assert out(preset="paper_adam", out=tmp_path / "x") == tmp_path / "x"
+
+
+def test_paper_adam_runs_render_table6_beside_the_default_report(tmp_path, capsys):
+    """The committed paper_adam runs sit where ``--preset paper_adam`` looks for them:
+    Table 6 renders from them without training, into report-paper_adam."""
+    from mefr.cli import main
+
+    results = tmp_path / "results"
+    for model in ("fr", "basic_inception"):
+        src = REPO / "results" / "cde" / f"{model}-paper_adam"
+        if not (src / "metrics.json").is_file():
+            pytest.skip(f"no committed run {src}")
+        dst = results / "cde" / src.name
+        dst.mkdir(parents=True)
+        for name in ("metrics.json", "config.yaml"):
+            shutil.copy(src / name, dst / name)
+    rc = main(["reproduce", "table6", "--preset", "paper_adam", "--no-train", "--results",
+               str(results), "--no-progress"])
+    assert rc == 0, capsys.readouterr().err
+    md = (results / "report-paper_adam" / "table6.md").read_text()
+    assert not (results / "report").exists()
+    fr = json.loads((results / "cde" / "fr-paper_adam" / "metrics.json").read_text())
+    assert f"{fr['mean']['composite']['uf1']:.4f}" in md
+    assert "Preset: paper_adam" in md and "inner validation" in md
+
 def test_run_status_names_complete_partial_and_extended_runs(tmp_path):
     from mefr.evaluate.rundir import NOT_RUN
     from mefr.report.runs import run_status

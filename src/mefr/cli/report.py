@@ -32,7 +32,8 @@ def _add_reproduce(p: argparse.ArgumentParser) -> None:
     p.add_argument("--results", default=str(o.results), help="root of the run directories")
     p.add_argument("--out", default=None,
                    help="where NAME.md/.csv/.tex/.png go (default: RESULTS/report, or "
-                   "RESULTS/synthetic/report with --data synthetic)")
+                   "RESULTS/synthetic/report with --data synthetic; report-PRESET "
+                   "under another --preset, -eN under another --epochs)")
     p.add_argument("--flowset", default=None,
                    help=f"the MEGC 2019 composite flow set (default: $MEFR_FLOWSET or "
                    f"{DEFAULT_FLOWSET})")

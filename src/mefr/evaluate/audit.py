@@ -9,7 +9,7 @@ the runner) holds each fold's test probabilities after every epoch. From them
     - ``last epoch``: the model after the last epoch;
     - ``inner validation``: the epoch chosen on held-out *training* subjects (runs with
       ``select_epoch_by=inner_val`` only);
-    - ``ensemble of N seeds``: the evaluated models' probabilities averaged per clip;
+    - ``ensemble of N seeds`` (N > 1): the evaluated models' probabilities averaged per clip;
 * LEAKY - the test fold chooses:
     - ``best epoch for the protocol``: the one epoch whose pooled test predictions
       score the best composite UF1 (Eq. 10);
@@ -260,13 +260,14 @@ def audit_run(run_dir: str | Path, seeds: Sequence[int] | None = None,
              "best epoch per subject, test loss": LEAKY}
     for name, seed_scores in per_seed.items():
         rows.extend(_rows(name, kinds[name], seed_scores, len(usable)))
-    ens_name = f"ensemble of {len(usable)} seeds"
-    ens = ensemble_scores([r for s in usable for r in by_seed[s]], k)
-    rows.extend(_rows(ens_name, HONEST, [ens], 1))
+    epochs = {name: _epochs_note(v, n_epochs) for name, v in chosen.items()}
+    if len(usable) > 1:  # one seed's "ensemble" is its evaluated model again
+        ens_name = f"ensemble of {len(usable)} seeds"
+        ens = ensemble_scores([r for s in usable for r in by_seed[s]], k)
+        rows.extend(_rows(ens_name, HONEST, [ens], 1))
+        epochs[ens_name] = "each seed's evaluated model"
     scores = pd.DataFrame(rows)
     scores["kind"] = pd.Categorical(scores["kind"], [HONEST, LEAKY])
-    epochs = {name: _epochs_note(v, n_epochs) for name, v in chosen.items()}
-    epochs[ens_name] = "each seed's evaluated model"
     curves = np.stack([uf1_by_epoch(sorted(by_seed[s], key=lambda r: r.fold), k)
                        for s in usable])
     losses = np.stack([np.stack([r.train_loss for r in sorted(by_seed[s], key=lambda r: r.fold)])

@@ -32,7 +32,7 @@ def audit_figure(results: Sequence[AuditResult], path: str | Path,
         epochs = np.arange(1, res.uf1_by_epoch.shape[1] + 1)
         mean = np.nanmean(res.uf1_by_epoch, axis=0)
         ax.plot(epochs, mean, color=c, lw=1.6, label=f"{label}: UF1 after each epoch "
-                f"({len(res.seeds)} seeds)")
+                f"({len(res.seeds)} seed{'' if len(res.seeds) == 1 else 's'})")
         if len(res.seeds) > 1:
             sd = np.nanstd(res.uf1_by_epoch, axis=0, ddof=1)
             ax.fill_between(epochs, mean - sd, mean + sd, color=c, alpha=0.18, lw=0)

@@ -96,8 +96,25 @@ class ReproduceOptions:
     @property
     def out_dir(self) -> Path:
         """``out``, else ``<results>/report`` (``<results>/synthetic/report`` with
-        ``data="synthetic"``)."""
+        ``data="synthetic"``), suffixed like the run directories when the recipe is not
+        the reports' default: ``report-<preset>`` for another ``--preset``, ``-e<N>``
+        for another number of epochs. So a table rendered under another recipe never
+        overwrites the committed one."""
         if self.out is not None:
             return Path(self.out)
         base = Path(self.results)
-        return base / "synthetic" / "report" if self.data == "synthetic" else base / "report"
+        name = "report" + self.recipe_suffix()
+        return base / "synthetic" / name if self.data == "synthetic" else base / name
+
+    def recipe_suffix(self) -> str:
+        """``-<preset>`` when ``preset`` is not the reports' default, ``-e<N>`` when
+        ``epochs`` is not the preset's; ``""`` for the default recipe."""
+        from mefr.report.targets import DEFAULT_PRESET
+        from mefr.train.config import PRESETS, TrainConfig
+
+        preset = self.preset or DEFAULT_PRESET
+        suffix = "" if preset == DEFAULT_PRESET else f"-{preset}"
+        if self.epochs is not None and self.epochs != PRESETS[preset].get(
+                "epochs", TrainConfig.epochs):
+            suffix += f"-e{self.epochs}"
+        return suffix
