@@ -113,6 +113,12 @@ def test_run_directory_layout(tmp_path):
                                         synthetic=SyntheticSpec(subjects=3, clips=4)))
     assert small.ref("cdmer/exp01", "fr").run_dir.parts[-4] == "s3c4f12-24z180x240r0"
     assert Reproducer(ReproduceOptions(data="synthetic")).ref("cde", "fr").synthetic
+    # a row's own preset wins over --preset, and names its directory the same way
+    assert rep.ref("cde", "fr").preset == "cde"
+    fitted = paper.ref("cde", "fr", preset="paper_adam")
+    assert fitted.run_dir == tmp_path / "cde" / "fr-paper_adam" and fitted.preset == "paper_adam"
+    assert paper.ref("cde", "fr", preset="cde").run_dir == tmp_path / "cde" / "fr"
+    assert other.ref("cde", "fr", preset="cde").run_dir.name == "fr-e7"
 
 
 
@@ -154,6 +160,53 @@ def test_paper_adam_runs_render_table6_beside_the_default_report(tmp_path, capsy
     fr = json.loads((results / "cde" / "fr-paper_adam" / "metrics.json").read_text())
     assert f"{fr['mean']['composite']['uf1']:.4f}" in md
     assert "Preset: paper_adam" in md and "inner validation" in md
+
+
+def test_recipes_trains_each_row_with_its_own_preset(tmp_path, synthetic_root, work):
+    """``recipes``: FR and Basic Inception under paper_adam and cde, whatever --preset
+    says; each run's config holds its own recipe, and the paired difference of one
+    network under two recipes has no published value."""
+    engine = FakeEngine()
+    opts = _options(tmp_path, synthetic_root, work, train_fn=engine, seeds="0-1",
+                    preset="paper_single")
+    table = Reproducer(opts).table("recipes")
+    results = tmp_path / "results" / "synthetic" / f"dir-{opts.synthetic.tag()[4:]}" / "cde"
+    lrs = {}
+    for run_dir in results.iterdir():
+        lrs[run_dir.name] = RunDir(run_dir).config()["train"]["lr"]
+    assert lrs == {"fr-paper_adam-e1": 1e-3, "basic_inception-paper_adam-e1": 1e-3,
+                   "fr-e1": 1e-4, "basic_inception-e1": 1e-4}
+    rows = {r.label: r for r in table.rows}
+    a, b = rows["FR (paper_adam)"], rows["FR (cde)"]
+    diff = rows["FR (paper_adam) minus FR (cde)"].cells["samm.uar"]
+    want = [x - y for x, y in zip(a.cells["samm.uar"].values, b.cells["samm.uar"].values,
+                                  strict=True)]
+    assert diff.values == pytest.approx(want) and diff.seeds == (0, 1)
+    assert diff.paper is None and a.cells["composite.uf1"].paper == 0.7838
+    across = rows["FR (paper_adam) minus Basic Inception (paper_adam)"].cells["composite.uf1"]
+    assert across.paper == pytest.approx(0.7838 - 0.7360)
+
+
+def test_committed_recipes_render_from_the_run_directories(tmp_path):
+    """The committed paper_adam and cde runs of FR and Basic Inception fill ``recipes``
+    without training; each cell is its run's metrics.json."""
+    results = tmp_path / "results"
+    for name in ("fr-paper_adam", "fr", "basic_inception-paper_adam", "basic_inception"):
+        src = REPO / "results" / "cde" / name
+        if not (src / "metrics.json").is_file():
+            pytest.skip(f"no committed run {src}")
+        (results / "cde" / name).mkdir(parents=True)
+        for f in ("metrics.json", "config.yaml"):
+            shutil.copy(src / f, results / "cde" / name / f)
+    table = Reproducer(ReproduceOptions(results=results, train=False)).table("recipes")
+    rows = {r.label: r for r in table.rows}
+    fitted = _metrics(results / "cde" / "fr-paper_adam")
+    cell = rows["FR (paper_adam)"].cells["casme2.uf1"]
+    assert cell.values == tuple(fitted["per_seed"][str(s)]["casme2"]["uf1"]
+                                for s in fitted["seeds"])
+    assert any(n.startswith("Preset: paper_adam (") and "fr-paper_adam" in n
+               and "fr," not in n for n in table.notes)
+    assert any("0.7209" in n for n in table.notes)  # STSTNet's own code, cited
 
 def test_run_status_names_complete_partial_and_extended_runs(tmp_path):
     from mefr.evaluate.rundir import NOT_RUN

@@ -4,6 +4,7 @@ runs (:class:`~mefr.report.runs.Runs`) into a :class:`~mefr.report.tables.Report
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from mefr.evaluate.metrics import COMPOSITE
 from mefr.evaluate.rundir import NOT_RUN, RunDir
@@ -56,7 +57,7 @@ def plan_table(name: str, runs: Runs) -> list[RunRef]:
             exp = c.experiment or r.experiment
             if c.metric in ("params_m", "average") or exp is None:
                 continue
-            refs.append(runs.ref(exp, r.model, r.synthetic))
+            refs.append(runs.ref(exp, r.model, r.synthetic, r.preset))
     return list(dict.fromkeys(refs))
 
 
@@ -71,7 +72,7 @@ def _cell(runs: Runs, row: RowSpec, col: ColumnSpec, paper: float | None
     if col.metric == "params_m":
         k = len(protocol_classes(EXPERIMENTS[exp].labels))
         return Cell(values=(parameters_millions(row.model, k),), paper=paper, exact=True), None
-    ref = runs.ref(exp, row.model, row.synthetic)
+    ref = runs.ref(exp, row.model, row.synthetic, row.preset)
     out = runs.outcome(ref)
     where = str(ref.run_dir)
     if col.metric == "et_s":
@@ -106,11 +107,16 @@ def compared_rows(spec: TableSpec, rows: Sequence[Row]) -> list[tuple[str, str, 
 
 
 def difference_rows(spec: TableSpec, rows: Sequence[Row]) -> list[Row]:
-    """One "A minus B" row per difference of the table, paired by seed."""
+    """One "A minus B" row per difference of the table, paired by seed. Two rows read
+    from the same row of the paper (one network under two recipes) have no published
+    difference: its paper cells stay empty rather than 0."""
+    paper_row = {r.label: r.paper for r in spec.rows}
     out = []
     for a, b, ra, rb in compared_rows(spec, rows):
         cells = {k: difference_cell(ra.cells[k], rb.cells[k])
                  for k in ra.cells if k in rb.cells}
+        if paper_row.get(a) == paper_row.get(b):
+            cells = {k: replace(c, paper=None) for k, c in cells.items()}
         out.append(Row(f"{a} minus {b}", cells, note="paired by seed"))
     return out
 

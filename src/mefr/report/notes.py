@@ -81,7 +81,7 @@ def run_notes(refs: Sequence[RunRef], runs: Runs) -> list[str]:
         if o.config and o.metrics:
             where = str(o.ref.run_dir)
             groups["Hardware"].setdefault(run_hardware(o), []).append(where)
-            groups["Preset"].setdefault(runs.preset_for(o.ref.experiment), []).append(where)
+            groups["Preset"].setdefault(o.ref.preset, []).append(where)
             groups["Training"].setdefault(train_text(o.config), []).append(where)
     n_runs = sum(len(d) for d in groups["Hardware"].values())
     for label, texts in groups.items():

@@ -74,9 +74,11 @@ class Reproducer:
         self.features = FeatureSource(self.options)
         self.runs = Runs(self.options, self.features)
 
-    def ref(self, experiment: str, model: str, force_synthetic: bool = False) -> RunRef:
-        """The run of ``model`` under ``experiment`` and its directory."""
-        return self.runs.ref(experiment, model, force_synthetic)
+    def ref(self, experiment: str, model: str, force_synthetic: bool = False,
+            preset: str | None = None) -> RunRef:
+        """The run of ``model`` under ``experiment`` (under ``preset``, else
+        ``--preset``) and its directory."""
+        return self.runs.ref(experiment, model, force_synthetic, preset)
 
     def fig4_dir(self) -> Path:
         """Where Fig. 4 keeps its split, features and t-SNE map."""
@@ -115,8 +117,7 @@ class Reproducer:
         for ref in self.plan(name):
             status = run_status(ref.run_dir)
             kind = "synthetic" if ref.synthetic else "real"
-            preset = self.runs.preset_for(ref.experiment)
-            out.append((f"{name}: {ref.run_dir} [{kind}, preset {preset}] {status}",
+            out.append((f"{name}: {ref.run_dir} [{kind}, preset {ref.preset}] {status}",
                         status.startswith("complete")))
         if name == "fig4":
             d = self.fig4_dir()

@@ -31,12 +31,13 @@ __all__ = ["RunOutcome", "RunRef", "Runs", "describe_run_hardware", "fold_second
 
 @dataclass(frozen=True)
 class RunRef:
-    """One (experiment, network, data kind) and its run directory."""
+    """One (experiment, network, data kind, training preset) and its run directory."""
 
     experiment: str
     model: str
     synthetic: bool
     run_dir: Path
+    preset: str
 
 
 @dataclass(frozen=True)
@@ -129,23 +130,24 @@ class Runs:
         """``--preset``, else :data:`~mefr.report.targets.DEFAULT_PRESET`."""
         return self.options.preset or DEFAULT_PRESET
 
-    def config_for(self, experiment: str, model: str) -> TrainConfig:
-        """The training configuration of (experiment, model): preset, network, its
-        input channels, ``--epochs``."""
+    def config_for(self, experiment: str, model: str, preset: str | None = None
+                   ) -> TrainConfig:
+        """The training configuration of (experiment, model): ``preset`` (else
+        :meth:`preset_for`), network, its input channels, ``--epochs``."""
         from mefr.models.registry import model_entry
         from mefr.train.config import resolve_config
 
         over: dict[str, Any] = {"model": model, "channels": list(model_entry(model).channels)}
         if self.options.epochs is not None:
             over["epochs"] = self.options.epochs
-        return resolve_config(self.preset_for(experiment), None, over)
+        return resolve_config(preset or self.preset_for(experiment), None, over)
 
-    def suffix(self, experiment: str) -> str:
-        """``-<preset>`` when the preset is not the paper's for the experiment, ``-e<N>``
-        when ``--epochs`` changes the preset's epochs."""
+    def suffix(self, experiment: str, preset: str | None = None) -> str:
+        """``-<preset>`` when the preset (``preset``, else :meth:`preset_for`) is not the
+        paper's for the experiment, ``-e<N>`` when ``--epochs`` changes its epochs."""
         from mefr.train.config import PRESETS, TrainConfig
 
-        preset = self.preset_for(experiment)
+        preset = preset or self.preset_for(experiment)
         suffix = "" if preset == EXPERIMENTS[experiment].paper_preset else f"-{preset}"
         default_epochs = PRESETS[preset].get("epochs", TrainConfig.epochs)
         if self.options.epochs is not None and self.options.epochs != default_epochs:
@@ -162,13 +164,18 @@ class Runs:
                 base = base / tag
         return base
 
-    def ref(self, experiment: str, model: str, force_synthetic: bool = False) -> RunRef:
-        """The run of ``model`` under ``experiment`` and its directory."""
+    def ref(self, experiment: str, model: str, force_synthetic: bool = False,
+            preset: str | None = None) -> RunRef:
+        """The run of ``model`` under ``experiment`` and its directory; ``preset`` names
+        the training recipe of this run whatever ``--preset`` says (a table row that
+        compares recipes), else it is :meth:`preset_for`."""
         if experiment not in EXPERIMENTS:
             raise ReproduceError(f"unknown experiment {experiment!r}; known: {list(EXPERIMENTS)}")
+        preset = preset or self.preset_for(experiment)
         synthetic = self.is_synthetic(experiment, model, force_synthetic)
-        run_dir = self.base(synthetic) / experiment / f"{model}{self.suffix(experiment)}"
-        return RunRef(experiment, model, synthetic, run_dir)
+        run_dir = (self.base(synthetic) / experiment
+                   / f"{model}{self.suffix(experiment, preset)}")
+        return RunRef(experiment, model, synthetic, run_dir, preset)
 
     def fig4_dir(self) -> Path:
         """Where Fig. 4 keeps its split, features and t-SNE map."""
@@ -201,7 +208,7 @@ class Runs:
             exp = EXPERIMENTS[ref.experiment]
             features, source = self.features.get(ref.experiment, ref.model, ref.synthetic)
             result = run_protocol(
-                features, exp.protocol, self.config_for(ref.experiment, ref.model),
+                features, exp.protocol, self.config_for(ref.experiment, ref.model, ref.preset),
                 self.seeds_for(run_dir), run_dir, device=self.options.device,
                 train_fn=self.options.train_fn, chunk=self.options.chunk,
                 progress=self.options.progress, data_source=source)
