@@ -110,11 +110,17 @@ class ReproduceOptions:
         """``-<preset>`` when ``preset`` is not the reports' default, ``-e<N>`` when
         ``epochs`` is not the preset's; ``""`` for the default recipe."""
         from mefr.report.targets import DEFAULT_PRESET
-        from mefr.train.config import PRESETS, TrainConfig
 
         preset = self.preset or DEFAULT_PRESET
-        suffix = "" if preset == DEFAULT_PRESET else f"-{preset}"
-        if self.epochs is not None and self.epochs != PRESETS[preset].get(
-                "epochs", TrainConfig.epochs):
-            suffix += f"-e{self.epochs}"
-        return suffix
+        return ("" if preset == DEFAULT_PRESET else f"-{preset}") + epochs_suffix(
+            preset, self.epochs)
+
+
+def epochs_suffix(preset: str, epochs: int | None) -> str:
+    """``-e<N>`` when ``epochs`` is given and differs from ``preset``'s, else ``""``:
+    the part of a run or report directory's name that marks a changed epoch count."""
+    from mefr.train.config import PRESETS, TrainConfig
+
+    if epochs is None or epochs == PRESETS[preset].get("epochs", TrainConfig.epochs):
+        return ""
+    return f"-e{epochs}"

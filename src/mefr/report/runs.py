@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from mefr._env import describe_environment
 from mefr.evaluate.rundir import RunDir
 from mefr.model_inputs import flowset_serves
-from mefr.report.options import ReproduceError, ReproduceOptions
+from mefr.report.options import ReproduceError, ReproduceOptions, epochs_suffix
 from mefr.report.targets import DEFAULT_PRESET, EXPERIMENTS
 
 if TYPE_CHECKING:
@@ -145,14 +145,9 @@ class Runs:
     def suffix(self, experiment: str, preset: str | None = None) -> str:
         """``-<preset>`` when the preset (``preset``, else :meth:`preset_for`) is not the
         paper's for the experiment, ``-e<N>`` when ``--epochs`` changes its epochs."""
-        from mefr.train.config import PRESETS, TrainConfig
-
         preset = preset or self.preset_for(experiment)
         suffix = "" if preset == EXPERIMENTS[experiment].paper_preset else f"-{preset}"
-        default_epochs = PRESETS[preset].get("epochs", TrainConfig.epochs)
-        if self.options.epochs is not None and self.options.epochs != default_epochs:
-            suffix += f"-e{self.options.epochs}"
-        return suffix
+        return suffix + epochs_suffix(preset, self.options.epochs)
 
     def base(self, synthetic: bool) -> Path:
         """``<results>``, or ``<results>/synthetic[/<spec>]``."""
