@@ -187,44 +187,33 @@ def test_recipes_trains_each_row_with_its_own_preset(tmp_path, synthetic_root, w
     assert across.paper == pytest.approx(0.7838 - 0.7360)
 
 
-def test_committed_recipes_render_from_the_run_directories(tmp_path):
+def test_committed_recipes_render_from_the_run_directories():
     """The committed paper_adam and cde runs of FR and Basic Inception fill ``recipes``
-    without training; each cell is its run's metrics.json."""
-    results = tmp_path / "results"
+    without training: each single-seed cell is its run's metrics.json, each ensemble
+    cell the macro F1 of the seeds' probabilities averaged per clip (sklearn)."""
+    from sklearn.metrics import f1_score
+
+    results = REPO / "results"
     for name in ("fr-paper_adam", "fr", "basic_inception-paper_adam", "basic_inception"):
-        src = REPO / "results" / "cde" / name
-        if not (src / "metrics.json").is_file():
-            pytest.skip(f"no committed run {src}")
-        (results / "cde" / name).mkdir(parents=True)
-        for f in ("metrics.json", "config.yaml"):
-            shutil.copy(src / f, results / "cde" / name / f)
+        if not (results / "cde" / name / "metrics.json").is_file():
+            pytest.skip(f"no committed run results/cde/{name}")
     table = Reproducer(ReproduceOptions(results=results, train=False)).table("recipes")
     rows = {r.label: r for r in table.rows}
     fitted = _metrics(results / "cde" / "fr-paper_adam")
     cell = rows["FR (paper_adam)"].cells["casme2.uf1"]
     assert cell.values == tuple(fitted["per_seed"][str(s)]["casme2"]["uf1"]
                                 for s in fitted["seeds"])
+    pred = pd.read_csv(results / "cde" / "fr" / "predictions.csv", dtype={"subject": str})
+    probs = [c for c in pred.columns if c.startswith("p_")]
+    clips = pred.groupby(["dataset", "subject", "clip"])
+    want = f1_score(clips["label"].first(), clips[probs].mean().to_numpy().argmax(1),
+                    average="macro")
+    ensemble = rows["FR (cde), ensemble of its seeds"].cells["composite.uf1"]
+    assert ensemble.values == (pytest.approx(want),) and ensemble.std is None
+    assert ensemble.n == len(_metrics(results / "cde" / "fr")["seeds"]) > 1
     assert any(n.startswith("Preset: paper_adam (") and "fr-paper_adam" in n
                and "fr," not in n for n in table.notes)
     assert any("0.7209" in n for n in table.notes)  # STSTNet's own code, cited
-
-def test_run_status_names_complete_partial_and_extended_runs(tmp_path):
-    from mefr.evaluate.rundir import NOT_RUN
-    from mefr.report.runs import run_status
-
-    run = tmp_path / "run"
-    assert run_status(run) == NOT_RUN
-    for seed, folds in ((0, ("s1", "s2", "s3")), (1, ("s1", "s2"))):
-        d = run / "folds" / f"seed{seed}" / "casme2"
-        d.mkdir(parents=True)
-        for f in folds:
-            (d / f"{f}.csv").write_text("row,prob_0\n")
-            (d / f"{f}.json").write_text("{}")
-    assert run_status(run) == "partial (5 fold files)"
-    (run / "metrics.json").write_text(json.dumps({"seeds": [0]}))
-    assert run_status(run) == "complete, seeds [0]; seed 1 partial (2 fold files)"
-    (run / "metrics.json").write_text(json.dumps({"seeds": [0, 1]}))
-    assert run_status(run) == "complete, seeds [0, 1]"
 
 
 def test_cdmer_end_to_end_on_synthetic_databases(tmp_path, synthetic_root, work):

@@ -86,6 +86,10 @@ def _cell(runs: Runs, row: RowSpec, col: ColumnSpec, paper: float | None
     if out.metrics is None:
         return Cell(paper=paper, run_dir=where, status=out.status), ref
     db = col.database or row.database or COMPOSITE
+    if row.ensemble:
+        value = getattr(runs.ensemble_scores(ref)[db], col.metric)
+        return Cell(values=(float(value),), seeds=tuple(out.metrics["seeds"]), paper=paper,
+                    synthetic=ref.synthetic, run_dir=where, pooled=True), ref
     try:
         cell = cell_from_metrics(out.metrics, db, col.metric, paper, where, ref.synthetic)
     except KeyError as e:

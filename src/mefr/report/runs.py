@@ -118,6 +118,7 @@ class Runs:
         self.options = options
         self.features = features
         self.outcomes: dict[RunRef, RunOutcome] = {}
+        self._ensembles: dict[RunRef, dict[str, Any]] = {}
 
     # ------------------------------------------------------------------ naming
     def is_synthetic(self, experiment: str, model: str, force: bool = False) -> bool:
@@ -191,6 +192,15 @@ class Runs:
             return parse_seeds(self.options.seeds)
         cfg = read_config(Path(run_dir))
         return parse_seeds(cfg["seeds"]) if cfg and cfg.get("seeds") else (0,)
+
+    def ensemble_scores(self, ref: RunRef) -> dict[str, Any]:
+        """The scores (by database) of the finished run ``ref``'s seeds as one ensemble:
+        class probabilities averaged per clip (:func:`mefr.evaluate.ensemble.ensemble_of_runs`)."""
+        if ref not in self._ensembles:
+            from mefr.evaluate.ensemble import ensemble_of_runs
+
+            self._ensembles[ref] = ensemble_of_runs([ref.run_dir]).scores
+        return self._ensembles[ref]
 
     def outcome(self, ref: RunRef) -> RunOutcome:
         """Run (or resume, or reuse) ``ref``; without training, read what is there."""

@@ -57,6 +57,8 @@ class Cell:
     synthetic : measured on synthetic databases.
     run_dir : the run directory (or file) the number was read from.
     status : why there is no number (:data:`NOT_RUN`, :data:`NOT_REPRODUCED`, ...).
+    pooled : one value scored on the class probabilities of the seeds ``seeds``
+        averaged per clip (an ensemble): no spread, and ``n`` counts those seeds.
     """
 
     values: tuple[float, ...] = ()
@@ -66,11 +68,12 @@ class Cell:
     synthetic: bool = False
     run_dir: str | None = None
     status: str = ""
+    pooled: bool = False
 
     @property
     def n(self) -> int:
-        """Number of values (seeds) behind the cell."""
-        return len(self.values)
+        """Number of seeds behind the cell (its values, or the seeds an ensemble pooled)."""
+        return len(self.seeds) if self.pooled else len(self.values)
 
     @property
     def mean(self) -> float | None:
@@ -79,7 +82,7 @@ class Cell:
     @property
     def std(self) -> float | None:
         """Sample standard deviation over seeds (ddof=1); None below two values."""
-        if self.exact or len(self.values) < 2:
+        if self.exact or self.pooled or len(self.values) < 2:
             return None
         return float(np.std(self.values, ddof=1))
 
@@ -204,7 +207,7 @@ def difference_cell(a: Cell, b: Cell) -> Cell:
     trained from the same seeds); the paper's difference where both numbers are
     published; empty unless both cells are measured per seed."""
     paper = a.paper - b.paper if a.paper is not None and b.paper is not None else None
-    if not (a.measured and b.measured) or a.exact or b.exact:
+    if not (a.measured and b.measured) or a.exact or b.exact or a.pooled or b.pooled:
         return Cell(paper=paper, status=NOT_RUN)
     pa = dict(zip(a.seeds, a.values, strict=True))
     pb = dict(zip(b.seeds, b.values, strict=True))
@@ -219,7 +222,7 @@ def average_cell(cells: Sequence[Cell], paper: float | None = None) -> Cell:
     """The mean over ``cells`` per seed (the seeds all of them have), e.g. Table 3's
     "Average" column; empty (:data:`NOT_RUN`) unless every cell is measured, and empty
     (:data:`MIXED_DATA`) when real and synthetic cells would be averaged together."""
-    if not cells or not all(c.measured for c in cells):
+    if not cells or not all(c.measured and not c.pooled for c in cells):
         return Cell(paper=paper, status=NOT_RUN)
     if len({c.synthetic for c in cells}) > 1:
         return Cell(paper=paper, status=MIXED_DATA)
