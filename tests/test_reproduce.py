@@ -121,7 +121,6 @@ def test_run_directory_layout(tmp_path):
     assert other.ref("cde", "fr", preset="cde").run_dir.name == "fr-e7"
 
 
-
 def test_report_folder_is_named_after_the_recipe(tmp_path):
     """A table rendered under another preset or epoch count goes beside the default
     report, named like the run directories, never over it."""
@@ -214,6 +213,25 @@ def test_committed_recipes_render_from_the_run_directories():
     assert any(n.startswith("Preset: paper_adam (") and "fr-paper_adam" in n
                and "fr," not in n for n in table.notes)
     assert any("0.7209" in n for n in table.notes)  # STSTNet's own code, cited
+
+
+def test_run_status_names_complete_partial_and_extended_runs(tmp_path):
+    from mefr.evaluate.rundir import NOT_RUN
+    from mefr.report.runs import run_status
+
+    run = tmp_path / "run"
+    assert run_status(run) == NOT_RUN
+    for seed, folds in ((0, ("s1", "s2", "s3")), (1, ("s1", "s2"))):
+        d = run / "folds" / f"seed{seed}" / "casme2"
+        d.mkdir(parents=True)
+        for f in folds:
+            (d / f"{f}.csv").write_text("row,prob_0\n")
+            (d / f"{f}.json").write_text("{}")
+    assert run_status(run) == "partial (5 fold files)"
+    (run / "metrics.json").write_text(json.dumps({"seeds": [0]}))
+    assert run_status(run) == "complete, seeds [0]; seed 1 partial (2 fold files)"
+    (run / "metrics.json").write_text(json.dumps({"seeds": [0, 1]}))
+    assert run_status(run) == "complete, seeds [0, 1]"
 
 
 def test_cdmer_end_to_end_on_synthetic_databases(tmp_path, synthetic_root, work):
