@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# One GPU session: throughput benchmark, then real-data runs in priority order, each
-# resumable (a committed run directory under results/ is copied first and extended)
-# and packed into $OUT as soon as it ends. From the repository root:
+# One GPU session: real-data runs in priority order (the throughput benchmark after the
+# issue's runs), each resumable (a committed run directory under results/ is copied
+# first and extended) and packed into $OUT as soon as it ends. From the repository root:
 #   FLOWSET=.devdata/megc2019-cde-flow OUT=/tmp/out bash scripts/gpu_session.sh
 # Environment: FLOWSET, OUT, BUDGET (seconds for the whole script, default 540),
 # EPOCHS (default 100), SEEDS (default 0-9), DEVICE (default cuda), PEAK_TFLOPS
@@ -29,12 +29,6 @@ if [ -z "${PEAK_TBPS:-}" ]; then
 fi
 python3 -c "import torch, sys; print('torch', torch.__version__, 'python', sys.version.split()[0])"
 
-log "throughput benchmark"
-timeout 90 python3 benchmarks/train_throughput.py --device "$DEVICE" --seeds "$BENCH_SEEDS" \
-  --epochs 1 --naive-jobs 1 --naive-epochs 1 --peak-tflops "$PEAK" --peak-tbps "$PEAK_TBPS" \
-  --profile 136 \
-  --out "$OUT/train_throughput_$DEVICE.md" ${BENCH_ARGS:-}
-
 run() {  # run NAME COMMITTED_RUN_DIR MIN_SECONDS_LEFT ARGS...
   local name=$1 committed=$2 need=$3; shift 3
   if [ "$(left)" -lt "$need" ]; then log "skip $name: $(left)s left < $need"; return; fi
@@ -51,6 +45,16 @@ run() {  # run NAME COMMITTED_RUN_DIR MIN_SECONDS_LEFT ARGS...
 # then the committed recipe again with curves, for `mefr audit`
 run cde_fr-paper_adam results/cde/fr-paper_adam 60 --protocol cde --model fr --preset paper_adam
 run cde_basic_inception-paper_adam results/cde/basic_inception-paper_adam 60 --protocol cde --model basic_inception --preset paper_adam
+# then the throughput benchmark, when time is left for it
+if [ "$(left)" -ge 100 ]; then
+  log "throughput benchmark"
+  timeout 90 python3 benchmarks/train_throughput.py --device "$DEVICE" --seeds "$BENCH_SEEDS" \
+    --epochs 1 --naive-jobs 1 --naive-epochs 1 --peak-tflops "$PEAK" --peak-tbps "$PEAK_TBPS" \
+    --profile 136 \
+    --out "$OUT/train_throughput_$DEVICE.md" ${BENCH_ARGS:-}
+else
+  log "skip the throughput benchmark: $(left)s left"
+fi
 run cde_fr_curves results/cde/fr_curves 40 --protocol cde --model fr --preset cde
 run cde_basic_inception_curves results/cde/basic_inception_curves 40 --protocol cde --model basic_inception --preset cde
 run cde_fr results/cde/fr 30 --protocol cde --model fr --preset cde
