@@ -1,5 +1,6 @@
 """mefr audit: honest and LEAKY selections of a run, against independent computations."""
 
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -12,8 +13,10 @@ from mefr.data.flowset import FlowSet
 from mefr.evaluate.audit import (
     LEAKY,
     AuditError,
+    audit_markdown,
     audit_run,
     best_epoch_per_subject,
+    reference_position,
 )
 from mefr.evaluate.runner import run_protocol
 from mefr.train.config import TrainConfig
@@ -201,3 +204,31 @@ def test_an_ensemble_of_runs_weighs_each_network_equally(tmp_path):
                      train_fn=CurveEngine(), progress=False, curves=False)
     with pytest.raises(AuditError, match="scored other clips"):
         ensemble_of_runs([a.run_dir, c.run_dir])
+
+
+def test_the_published_figure_is_placed_among_the_readings(tmp_path):
+    """The sentence under the table says where the paper's number falls: within the
+    honest readings, above them and inside, above or below the LEAKY range."""
+    audit = audit_run(_run(tmp_path).run_dir)
+    assert reference_position(audit) is None  # no published figure given
+    readings = {"last epoch": ("honest", 0.60), "ensemble of 3 seeds": ("honest", 0.65),
+                "best epoch for the protocol": (LEAKY, 0.70),
+                "best epoch per subject, test accuracy": (LEAKY, 0.80)}
+    scores = pd.DataFrame([{"selection": sel, "kind": kind, "database": db, "metric": m,
+                            "mean": v + (0 if (db, m) == ("composite", "uf1") else 0.5),
+                            "std": np.nan, "seeds": 3}
+                           for sel, (kind, v) in readings.items()
+                           for db in ("composite", "samm") for m in ("uf1", "uar", "acc")])
+    audit = replace(audit, scores=scores)
+
+    def where(value):
+        return reference_position(replace(audit, reference={"uf1": value}))
+
+    assert where(0.65) == ("The published composite UF1 0.6500 lies within the honest "
+                           "readings' reach (best honest 0.6500).")
+    assert where(0.75) == ("The published composite UF1 0.7500 lies above every honest "
+                           "reading (best 0.6500) and inside the LEAKY range (0.7000 to "
+                           "0.8000).")
+    assert where(0.90).endswith("above every LEAKY one too (up to 0.8000).")
+    assert where(0.68).endswith("below every LEAKY one (from 0.7000).")
+    assert where(0.75) in audit_markdown(replace(audit, reference={"uf1": 0.75}))

@@ -377,7 +377,36 @@ def audit_markdown(result: AuditResult, title: str | None = None) -> str:
               "value). **LEAKY** rows choose the epoch by looking at the test fold and are "
               "shown only to compare with figures so obtained; honest rows look at no test "
               "fold."]
+    where = reference_position(result)
+    if where:
+        lines += ["", where]
     return "\n".join(lines) + "\n"
+
+
+def reference_position(result: AuditResult, metric: str = "uf1") -> str | None:
+    """One sentence: where the published composite ``metric`` lies against the audit's
+    honest and LEAKY readings (their means over seeds), or None without a reference;
+    for instance "The published composite UF1 0.7838 lies above every honest reading
+    (best 0.7112) and inside the LEAKY range (0.7311 to 0.8593)."
+    """
+    ref = (result.reference or {}).get(metric)
+    if ref is None:
+        return None
+    df = result.scores
+    df = df[(df["database"] == COMPOSITE) & (df["metric"] == metric)]
+    honest = df[df["kind"] == HONEST]["mean"].max()
+    leaky = df[df["kind"] == LEAKY]["mean"]
+    name = {"uf1": "UF1", "uar": "UAR", "acc": "Acc"}[metric]
+    text = f"The published composite {name} {ref:.4f} lies "
+    if ref <= honest:
+        return text + f"within the honest readings' reach (best honest {honest:.4f})."
+    text += f"above every honest reading (best {honest:.4f}) and "
+    low, high = leaky.min(), leaky.max()
+    if ref > high:
+        return text + f"above every LEAKY one too (up to {high:.4f})."
+    if ref < low:
+        return text + f"below every LEAKY one (from {low:.4f})."
+    return text + f"inside the LEAKY range ({low:.4f} to {high:.4f})."
 
 
 def format_mean_std(mean: float, std: float | None) -> str:
