@@ -232,3 +232,22 @@ def test_the_published_figure_is_placed_among_the_readings(tmp_path):
     assert where(0.90).endswith("above every LEAKY one too (up to 0.8000).")
     assert where(0.68).endswith("below every LEAKY one (from 0.7000).")
     assert where(0.75) in audit_markdown(replace(audit, reference={"uf1": 0.75}))
+
+
+def test_an_ensemble_leaves_out_a_seed_still_being_trained(tmp_path):
+    """A run whose next seed has only some folds (training in progress) still gives the
+    ensemble of its complete seeds, with a warning, not an error."""
+    from mefr.evaluate.ensemble import ensemble_of_runs
+
+    run_dir = _run(tmp_path, seeds="0-2").run_dir
+    for f in sorted((run_dir / "folds" / "seed2").rglob("*.csv"))[:2]:
+        f.unlink()
+    with pytest.warns(UserWarning, match=r"seeds \[2\] are incomplete"):
+        result = ensemble_of_runs([run_dir])
+    assert result.seeds == ((0, 1),)
+    pred = pd.read_csv(run_dir / "predictions.csv")
+    pred = pred[pred["seed"] < 2]
+    p = pred.groupby(["dataset", "subject", "clip"])[[f"p_{c}" for c in CLASSES]].mean()
+    y = pred.groupby(["dataset", "subject", "clip"])["label"].first()
+    want = f1_score(y, p.to_numpy().argmax(1), average="macro")
+    assert result.scores["composite"].uf1 == pytest.approx(want)

@@ -8,6 +8,7 @@ same; ``mefr ensemble RUN_DIR...`` prints its table.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,6 +82,14 @@ def ensemble_of_runs(run_dirs: Sequence[str | Path]) -> EnsembleResult:
         k = len(key[1])
         seeds = sorted({r.seed for r in records})
         by_seed = [[r for r in records if r.seed == s] for s in seeds]
+        n_folds = max(len(recs) for recs in by_seed)
+        partial = [s for s, recs in zip(seeds, by_seed, strict=True) if len(recs) < n_folds]
+        if partial:  # a seed still being trained: its finished folds are not a seed yet
+            warnings.warn(f"{run_dir}: seeds {partial} are incomplete; the ensemble leaves "
+                          "them out", stacklevel=2)
+            seeds = [s for s in seeds if s not in partial]
+            by_seed = [recs for recs in by_seed if len(recs) == n_folds]
+            records = [r for recs in by_seed for r in recs]
         clip_sets = {tuple(sorted(int(i) for r in recs for i in r.index)) for recs in by_seed}
         if len(clip_sets) != 1:
             raise AuditError(f"{run_dir}: its seeds scored different clips (incomplete seed?)")
