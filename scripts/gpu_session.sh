@@ -57,6 +57,7 @@ else
 fi
 run cde_fr_curves results/cde/fr_curves 40 --protocol cde --model fr --preset cde
 run cde_basic_inception_curves results/cde/basic_inception_curves 40 --protocol cde --model basic_inception --preset cde
+run cde_off_apexnet_curves results/cde/off_apexnet_curves 40 --protocol cde --model off_apexnet --preset cde
 run cde_fr results/cde/fr 30 --protocol cde --model fr --preset cde
 run cde_basic_inception results/cde/basic_inception 30 --protocol cde --model basic_inception --preset cde
 run cde_fr_fc results/cde/fr_fc 30 --protocol cde --model fr_fc --preset cde

@@ -1,0 +1,160 @@
+"""The numbers the README and results/README.md quote agree with the committed results.
+
+The runs on real data are trained over several sessions and their numbers are copied
+into the two READMEs by hand; these tests fail when a quoted number goes stale. Every
+comparison reads the committed file itself (``metrics.json``, the rendered recipes
+table, the audit), never a number written into the test.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "results"
+SCORE = re.compile(r"^(-?\d\.\d{4})(?: ± (\d\.\d{4}))?$")
+SEEDS = re.compile(r"^\d+(?:-\d+)?(?:, ?\d+(?:-\d+)?)*$")
+RUN_CELL = re.compile(r"^`([\w./-]+)`$")
+
+
+def _table_rows(path: Path) -> list[list[str]]:
+    """The cells of every markdown table row in ``path`` (header and rule rows included)."""
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if line.startswith("|") and line.endswith("|"):
+            rows.append([cell.strip() for cell in line[1:-1].split("|")])
+    return rows
+
+
+def _scores(cells: list[str]) -> list[tuple[float, float | None]]:
+    """The ``mean`` or ``mean ± std`` cells of a row, in order."""
+    found = []
+    for cell in cells:
+        match = SCORE.match(cell)
+        if match:
+            std = float(match.group(2)) if match.group(2) is not None else None
+            found.append((float(match.group(1)), std))
+    return found
+
+
+def _seed_list(text: str) -> list[int]:
+    seeds: list[int] = []
+    for part in text.replace(" ", "").split(","):
+        first, _, last = part.partition("-")
+        seeds.extend(range(int(first), int(last or first) + 1))
+    return seeds
+
+
+def _run_rows(readme: Path, base: Path) -> list[tuple[Path, list[str]]]:
+    """Rows of ``readme`` that name a run directory (one holding metrics.json)."""
+    found = []
+    for cells in _table_rows(readme):
+        for cell in cells:
+            match = RUN_CELL.match(cell)
+            if match and (base / match.group(1) / "metrics.json").is_file():
+                found.append((base / match.group(1), cells))
+                break
+    return found
+
+
+README_RUN_TABLES = [
+    (ROOT / "README.md", ROOT),
+    (RESULTS / "README.md", RESULTS),
+]
+
+
+@pytest.mark.parametrize(
+    ("readme", "base"), README_RUN_TABLES, ids=["README.md", "results/README.md"]
+)
+def test_quoted_run_scores_match_metrics_json(readme: Path, base: Path) -> None:
+    rows = _run_rows(readme, base)
+    assert len(rows) >= 6, f"{readme}: expected the table of runs on real data"
+    for run_dir, cells in rows:
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        where = f"{readme.relative_to(ROOT)}, row of {run_dir.relative_to(ROOT)}"
+        seed_cells = [cell for cell in cells if SEEDS.match(cell)]
+        assert seed_cells, f"{where}: no seeds cell"
+        assert _seed_list(seed_cells[0]) == metrics["seeds"], where
+        scores = _scores(cells)
+        assert len(scores) >= 2, f"{where}: no UF1 / UAR cells"
+        for (mean, std), key in zip(scores[:2], ("uf1", "uar"), strict=True):
+            assert mean == round(metrics["mean"]["composite"][key], 4), f"{where}: {key}"
+            expected_std = (metrics.get("std") or {}).get("composite", {}).get(key)
+            if expected_std is None:
+                assert std is None, f"{where}: {key} has a ± with one seed"
+            else:
+                assert std == round(expected_std, 4), f"{where}: {key} std"
+
+
+def _section_rows(path: Path, heading: str) -> list[list[str]]:
+    """Table rows of ``path`` between the line containing ``heading`` and the next heading."""
+    text = path.read_text(encoding="utf-8")
+    start = text.index(heading)
+    rest = text[start + len(heading) :]
+    end = re.search(r"^#", rest, flags=re.MULTILINE)
+    section = rest[: end.start()] if end else rest
+    return [
+        [cell.strip() for cell in line.strip()[1:-1].split("|")]
+        for line in section.splitlines()
+        if line.strip().startswith("|")
+    ]
+
+
+def _readme_table_after(marker: str) -> list[list[str]]:
+    """The first markdown table after ``marker`` in the README, header and rule dropped."""
+    lines = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+    start = next(i for i, line in enumerate(lines) if marker in line)
+    table: list[list[str]] = []
+    for line in lines[start:]:
+        if line.startswith("|"):
+            table.append([cell.strip() for cell in line.strip()[1:-1].split("|")])
+        elif table:
+            break
+    return table[2:]
+
+
+def test_readme_recipes_table_matches_rendered_recipes() -> None:
+    rendered = _table_rows(RESULTS / "report" / "recipes.md")
+    header = rendered[0]
+    uf1, uar = header.index("Composite UF1 ours"), header.index("Composite UAR ours")
+    pairs = {(row[uf1], row[uar]) for row in rendered[2:] if len(row) == len(header)}
+    quoted = [
+        row
+        for row in _readme_table_after("FR and Basic Inception under both recipes")
+        if not row[0].startswith("*")
+    ]
+    assert len(quoted) == 8
+    for row in quoted:
+        assert (row[1], row[2]) in pairs, f"README recipes row {row[0]!r} is not in recipes.md"
+
+
+def test_readme_audit_table_matches_the_committed_audit() -> None:
+    audit_md = RESULTS / "audit" / "audit_cde_paper_adam.md"
+    rendered = _section_rows(audit_md, "### FR: `results/cde/fr-paper_adam`")
+    header = rendered[0]
+    cols = [header.index(f"Composite {m}") for m in ("UF1", "UAR", "Acc")]
+    triples = {tuple(row[c] for c in cols) for row in rendered[2:]}
+    quoted = [
+        row
+        for row in _readme_table_after("The audit of FR under `paper_adam`")
+        if row[1] in ("honest", "**LEAKY**")
+    ]
+    assert len(quoted) == 6
+    for row in quoted:
+        assert tuple(row[3:6]) in triples, f"README audit row {row[0]!r} is not in {audit_md.name}"
+    metrics = json.loads((RESULTS / "cde" / "fr-paper_adam" / "metrics.json").read_text())
+    assert f"seeds {metrics['seeds']}" in audit_md.read_text(encoding="utf-8"), (
+        f"{audit_md.name} was not rendered from the committed seeds of fr-paper_adam"
+    )
+
+
+def test_readme_audit_names_the_audited_seeds() -> None:
+    metrics = json.loads((RESULTS / "cde" / "fr-paper_adam" / "metrics.json").read_text())
+    n = len(metrics["seeds"])
+    quoted = _readme_table_after("The audit of FR under `paper_adam`")
+    assert any(row[0] == f"ensemble of the {n} seeds" for row in quoted)
