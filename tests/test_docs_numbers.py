@@ -158,3 +158,18 @@ def test_readme_audit_names_the_audited_seeds() -> None:
     n = len(metrics["seeds"])
     quoted = _readme_table_after("The audit of FR under `paper_adam`")
     assert any(row[0] == f"ensemble of the {n} seeds" for row in quoted)
+
+
+def test_results_readme_audit_rows_are_rendered_rows() -> None:
+    """An audit table copied into results/README.md is a table some audit rendered."""
+    rendered = {
+        tuple(row) for audit in (RESULTS / "audit").glob("*.md") for row in _table_rows(audit)
+    }
+    copied = [
+        row
+        for row in _table_rows(RESULTS / "README.md")
+        if len(row) > 3 and row[1] in ("honest", "**LEAKY**")
+    ]
+    assert copied, "results/README.md quotes no audit table"
+    for row in copied:
+        assert tuple(row) in rendered, f"results/README.md audit row {row[0]!r} is not rendered"
