@@ -13,10 +13,12 @@ from mefr.data.flowset import FlowSet
 from mefr.evaluate.audit import (
     LEAKY,
     AuditError,
+    FoldRecord,
     audit_markdown,
     audit_run,
     best_epoch_per_subject,
     reference_position,
+    selection_under_shuffled_labels,
 )
 from mefr.evaluate.runner import run_protocol
 from mefr.train.config import TrainConfig
@@ -251,3 +253,55 @@ def test_an_ensemble_leaves_out_a_seed_still_being_trained(tmp_path):
     y = pred.groupby(["dataset", "subject", "clip"])["label"].first()
     want = f1_score(y, p.to_numpy().argmax(1), average="macro")
     assert result.scores["composite"].uf1 == pytest.approx(want)
+
+
+def _records(n_epochs, per_subject=(3, 4, 5, 2), folds=2, seed=0, constant=False):
+    """Folds of random learning curves, each with a few subjects."""
+    rng = np.random.default_rng(seed)
+    recs = []
+    for f in range(folds):
+        subjects = np.repeat([f"f{f}s{i}" for i in range(len(per_subject))], per_subject)
+        n = len(subjects)
+        test = rng.dirichlet(np.ones(K), size=(n_epochs, n))
+        if constant:
+            test = np.repeat(test[:1], n_epochs, axis=0)
+        recs.append(FoldRecord(seed=0, fold=f"f{f}", index=np.arange(n),
+                               dataset=np.array(["casme2"] * n), subject=subjects,
+                               label=rng.integers(0, K, n), evaluated=test[-1],
+                               evaluated_epoch=None, test=test, train_loss=None))
+    return recs
+
+
+def test_the_shuffled_label_selection_matches_an_independent_computation():
+    recs = _records(n_epochs=8)
+    got = selection_under_shuffled_labels(recs, K, draws=3, seed=5)
+    rng = np.random.default_rng(5)
+    labels = np.concatenate([r.label for r in recs])
+    for d in range(3):
+        shuffled = rng.permutation(labels)
+        start, picked, last = 0, [], []
+        for r in recs:
+            lab = shuffled[start:start + len(r.label)]
+            start += len(r.label)
+            for subject in dict.fromkeys(r.subject):
+                rows = np.flatnonzero(r.subject == subject)
+                accs = [accuracy_score(lab[rows], r.test[e, rows].argmax(-1))
+                        for e in range(r.test.shape[0])]
+                picked.extend(r.test[int(np.argmax(accs)), rows].argmax(-1))
+            last.extend(r.test[-1].argmax(-1))
+        for name, pred in (("per subject", picked), ("last epoch", last)):
+            expected = f1_score(shuffled, pred, average="macro", labels=list(range(K)))
+            assert got[name][d] == pytest.approx(expected), (name, d)
+
+
+def test_the_selection_adds_nothing_when_every_epoch_predicts_the_same():
+    got = selection_under_shuffled_labels(_records(n_epochs=8, constant=True), K, draws=4)
+    np.testing.assert_allclose(got["per subject"], got["last epoch"])
+
+
+def test_choosing_among_more_epochs_on_shuffled_labels_adds_more():
+    few = selection_under_shuffled_labels(_records(n_epochs=2, folds=6), K, draws=20)
+    many = selection_under_shuffled_labels(_records(n_epochs=60, folds=6), K, draws=20)
+    gain = {n: r["per subject"].mean() - r["last epoch"].mean()
+            for n, r in (("few", few), ("many", many))}
+    assert 0 < gain["few"] < gain["many"]

@@ -238,16 +238,8 @@ def audit_run(run_dir: str | Path, seeds: Sequence[int] | None = None,
             np.concatenate([r.test[best].argmax(-1) for r in recs]), [best + 1])  # type: ignore[index]
         for by, name in (("acc", "best epoch per subject, test accuracy"),
                          ("loss", "best epoch per subject, test loss")):
-            preds, eps = [], []
-            for r in recs:
-                for subject in dict.fromkeys(zip(r.dataset, r.subject, strict=True)):
-                    m = (r.dataset == subject[0]) & (r.subject == subject[1])
-                    e = best_epoch_per_subject(r.test[:, m], r.label[m], by)  # type: ignore[index]
-                    eps.append(e + 1)
-                    p = np.empty(int(m.sum()), dtype=np.int64)
-                    p[:] = r.test[e][m].argmax(-1)  # type: ignore[index]
-                    preds.append((np.flatnonzero(m), p, r))
-            selections[name] = (_reassemble(recs, preds), eps)
+            pred, eps = select_per_subject(recs, by)
+            selections[name] = (pred, [e + 1 for e in eps])
         for name, (pred, eps) in selections.items():
             chosen.setdefault(name, []).extend(eps)
             per_seed.setdefault(name, []).append(
@@ -278,6 +270,65 @@ def audit_run(run_dir: str | Path, seeds: Sequence[int] | None = None,
         class_names=class_names, scores=scores, uf1_by_epoch=curves, train_loss=losses,
         epochs=epochs, reference=reference,
     )
+
+
+def select_per_subject(records: Sequence[FoldRecord], by: str,
+                       labels: Sequence[np.ndarray] | None = None
+                       ) -> tuple[np.ndarray, list[int]]:
+    """Pooled predictions when each test subject keeps its own best epoch (LEAKY).
+
+    ``records`` are one seed's folds with curves; ``labels`` (one array per record,
+    default each record's own) are the labels the selection looks at. Returns the
+    predictions in the order of the records' clips and the 0-based epoch of each
+    subject (:func:`best_epoch_per_subject`).
+    """
+    preds, epochs = [], []
+    for i, r in enumerate(records):
+        if r.test is None:
+            raise AuditError(f"fold {r.fold} of seed {r.seed} has no learning curves")
+        lab = r.label if labels is None else np.asarray(labels[i])
+        for subject in dict.fromkeys(zip(r.dataset, r.subject, strict=True)):
+            m = (r.dataset == subject[0]) & (r.subject == subject[1])
+            e = best_epoch_per_subject(r.test[:, m], lab[m], by)
+            epochs.append(e)
+            preds.append((np.flatnonzero(m), r.test[e][m].argmax(-1).astype(np.int64), r))
+    return _reassemble(records, preds), epochs
+
+
+def selection_under_shuffled_labels(records: Sequence[FoldRecord], k: int, draws: int = 20,
+                                    seed: int = 0, by: str = "acc") -> dict[str, np.ndarray]:
+    """How much the per-subject LEAKY selection adds when the labels carry no signal.
+
+    The test labels of one seed's pooled clips are shuffled (a permutation, so the class
+    counts stay), ``draws`` times with ``numpy.random.default_rng(seed)``; each time the
+    composite UF1 (Eq. 10) is computed of the model after the last epoch and of each
+    subject's best epoch for the shuffled labels (:func:`select_per_subject`). Against
+    shuffled labels no epoch knows more than another, so what the selection adds is what
+    choosing among epochs on a few test clips adds by itself. Returns ``{"last epoch":
+    (draws,), "per subject": (draws,)}``.
+
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> rec = FoldRecord(seed=0, fold="f", index=np.arange(6), dataset=np.array(["d"] * 6),
+    ...                  subject=np.array(["s1"] * 3 + ["s2"] * 3), label=np.arange(6) % 3,
+    ...                  evaluated=np.zeros((6, 3)), evaluated_epoch=None,
+    ...                  test=rng.dirichlet(np.ones(3), size=(50, 6)), train_loss=None)
+    >>> out = selection_under_shuffled_labels([rec], 3, draws=5)
+    >>> bool(out["per subject"].mean() > out["last epoch"].mean())
+    True
+    """
+    rng = np.random.default_rng(seed)
+    labels = np.concatenate([r.label for r in records])
+    splits = np.cumsum([len(r.label) for r in records])[:-1]
+    last = np.concatenate([r.test[-1].argmax(-1) for r in records])  # type: ignore[index]
+    out: dict[str, list[float]] = {"last epoch": [], "per subject": []}
+    for _ in range(draws):
+        shuffled = rng.permutation(labels)
+        picked, _epochs = select_per_subject(records, by, np.split(shuffled, splits))
+        for name, pred in (("last epoch", last), ("per subject", picked)):
+            cm = confusions_by_epoch(pred[None], shuffled, k)
+            out[name].append(float(metric_from_confusions(cm, "uf1")[0]))
+    return {name: np.asarray(v) for name, v in out.items()}
 
 
 def _reassemble(recs: Sequence[FoldRecord], parts: list[tuple[np.ndarray, np.ndarray, Any]]
