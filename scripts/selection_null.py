@@ -18,7 +18,8 @@ import warnings
 
 import numpy as np
 
-from mefr.evaluate.audit import audit_run, read_audit_records, selection_under_shuffled_labels
+from mefr.evaluate.audit import audit_run, read_audit_records
+from mefr.evaluate.selection_null import selection_under_shuffled_labels
 
 LEAKY_ROW = "best epoch per subject, test accuracy"
 

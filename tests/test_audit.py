@@ -18,9 +18,9 @@ from mefr.evaluate.audit import (
     audit_run,
     best_epoch_per_subject,
     reference_position,
-    selection_under_shuffled_labels,
 )
 from mefr.evaluate.runner import run_protocol
+from mefr.evaluate.selection_null import selection_under_shuffled_labels
 from mefr.train.config import TrainConfig
 
 EPOCHS, K = 6, 3
