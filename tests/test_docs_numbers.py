@@ -21,14 +21,22 @@ SEEDS = re.compile(r"^\d+(?:-\d+)?(?:, ?\d+(?:-\d+)?)*$")
 RUN_CELL = re.compile(r"^`([\w./-]+)`$")
 
 
+def _cells(line: str) -> list[str] | None:
+    """The cells of a markdown table row, or None when ``line`` is not one."""
+    line = line.strip()
+    if not (line.startswith("|") and line.endswith("|")):
+        return None
+    return [cell.strip() for cell in line[1:-1].split("|")]
+
+
+def _rows(lines: list[str]) -> list[list[str]]:
+    """The table rows among ``lines`` (header and rule rows included)."""
+    return [cells for cells in map(_cells, lines) if cells is not None]
+
+
 def _table_rows(path: Path) -> list[list[str]]:
-    """The cells of every markdown table row in ``path`` (header and rule rows included)."""
-    rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        line = line.strip()
-        if line.startswith("|") and line.endswith("|"):
-            rows.append([cell.strip() for cell in line[1:-1].split("|")])
-    return rows
+    """Every markdown table row in ``path``."""
+    return _rows(path.read_text(encoding="utf-8").splitlines())
 
 
 def _scores(cells: list[str]) -> list[tuple[float, float | None]]:
@@ -98,11 +106,7 @@ def _section_rows(path: Path, heading: str) -> list[list[str]]:
     rest = text[start + len(heading) :]
     end = re.search(r"^#", rest, flags=re.MULTILINE)
     section = rest[: end.start()] if end else rest
-    return [
-        [cell.strip() for cell in line.strip()[1:-1].split("|")]
-        for line in section.splitlines()
-        if line.strip().startswith("|")
-    ]
+    return _rows(section.splitlines())
 
 
 def _readme_table_after(marker: str) -> list[list[str]]:
@@ -110,9 +114,9 @@ def _readme_table_after(marker: str) -> list[list[str]]:
     lines = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
     start = next(i for i, line in enumerate(lines) if marker in line)
     table: list[list[str]] = []
-    for line in lines[start:]:
-        if line.startswith("|"):
-            table.append([cell.strip() for cell in line.strip()[1:-1].split("|")])
+    for cells in map(_cells, lines[start:]):
+        if cells is not None:
+            table.append(cells)
         elif table:
             break
     return table[2:]

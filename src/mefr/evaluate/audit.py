@@ -179,6 +179,16 @@ def read_audit_records(run_dir: str | Path, with_curves: bool = True
     return config, records
 
 
+def records_by_seed(records: Sequence[FoldRecord]) -> tuple[dict[int, list[FoldRecord]], list[int]]:
+    """Each seed's records (ascending seeds), and the seeds with fewer folds than the
+    most complete one: still being trained, not seeds yet."""
+    by_seed: dict[int, list[FoldRecord]] = {}
+    for r in sorted(records, key=lambda r: r.seed):
+        by_seed.setdefault(r.seed, []).append(r)
+    n_folds = max((len(v) for v in by_seed.values()), default=0)
+    return by_seed, [s for s, recs in by_seed.items() if len(recs) < n_folds]
+
+
 # ----------------------------------------------------------------------------- audit
 def audit_run(run_dir: str | Path, seeds: Sequence[int] | None = None,
               reference: dict[str, float] | None = None) -> AuditResult:
@@ -194,18 +204,11 @@ def audit_run(run_dir: str | Path, seeds: Sequence[int] | None = None,
     class_names = tuple(config["data"]["class_names"])
     k = len(class_names)
     train = config.get("train", {})
-    by_seed: dict[int, list[FoldRecord]] = {}
-    for r in records:
-        by_seed.setdefault(r.seed, []).append(r)
+    by_seed, incomplete = records_by_seed(records)
     wanted = sorted(by_seed) if seeds is None else [int(s) for s in seeds]
-    n_folds = max((len(v) for v in by_seed.values()), default=0)
-    usable, left_out = [], []
-    for s in wanted:
-        recs = by_seed.get(s, [])
-        if len(recs) == n_folds and recs and all(r.test is not None for r in recs):
-            usable.append(s)
-        else:
-            left_out.append(s)
+    usable = [s for s in wanted if s in by_seed and s not in incomplete
+              and all(r.test is not None for r in by_seed[s])]
+    left_out = [s for s in wanted if s not in usable]
     if left_out:
         warnings.warn(f"{run_dir}: seeds {left_out} are incomplete or have no learning "
                       "curves; the audit leaves them out", stacklevel=2)

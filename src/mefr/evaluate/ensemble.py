@@ -22,6 +22,7 @@ from mefr.evaluate.audit import (
     format_mean_std,
     mean_probabilities,
     read_audit_records,
+    records_by_seed,
 )
 from mefr.evaluate.metrics import scores_by_dataset
 from mefr.evaluate.summary import DATASET_ORDER as _ORDER
@@ -80,16 +81,13 @@ def ensemble_of_runs(run_dirs: Sequence[str | Path]) -> EnsembleResult:
         elif key != ref:
             raise AuditError(f"{run_dir}: protocol / classes {key} differ from {ref}")
         k = len(key[1])
-        seeds = sorted({r.seed for r in records})
-        by_seed = [[r for r in records if r.seed == s] for s in seeds]
-        n_folds = max(len(recs) for recs in by_seed)
-        partial = [s for s, recs in zip(seeds, by_seed, strict=True) if len(recs) < n_folds]
+        grouped, partial = records_by_seed(records)
         if partial:  # a seed still being trained: its finished folds are not a seed yet
             warnings.warn(f"{run_dir}: seeds {partial} are incomplete; the ensemble leaves "
                           "them out", stacklevel=2)
-            seeds = [s for s in seeds if s not in partial]
-            by_seed = [recs for recs in by_seed if len(recs) == n_folds]
-            records = [r for recs in by_seed for r in recs]
+        seeds = [s for s in grouped if s not in partial]
+        by_seed = [grouped[s] for s in seeds]
+        records = [r for recs in by_seed for r in recs]
         clip_sets = {tuple(sorted(int(i) for r in recs for i in r.index)) for recs in by_seed}
         if len(clip_sets) != 1:
             raise AuditError(f"{run_dir}: its seeds scored different clips (incomplete seed?)")
