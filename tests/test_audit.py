@@ -17,10 +17,11 @@ from mefr.evaluate.audit import (
     audit_markdown,
     audit_run,
     best_epoch_per_subject,
+    format_loss,
     reference_position,
+    selection_under_shuffled_labels,
 )
 from mefr.evaluate.runner import run_protocol
-from mefr.evaluate.selection_null import selection_under_shuffled_labels
 from mefr.train.config import TrainConfig
 
 EPOCHS, K = 6, 3
@@ -57,7 +58,8 @@ class CurveEngine:
             p /= p.sum(-1, keepdims=True)
             info = {"evaluated_epoch": e}
             if curves:
-                info["curves"] = {"test": curve, "train_loss": np.linspace(1, 0.1, EPOCHS),
+                info["curves"] = {"test": curve,
+                                  "train_loss": np.linspace(1, rng.uniform(0.05, 0.5), EPOCHS),
                                   "inner_val": np.zeros((EPOCHS, 0, num_classes), np.float16),
                                   "inner_val_index": np.zeros(0, np.int64)}
             probs[job.key] = p
@@ -305,3 +307,40 @@ def test_choosing_among_more_epochs_on_shuffled_labels_adds_more():
     gain = {n: r["per subject"].mean() - r["last epoch"].mean()
             for n, r in (("few", few), ("many", many))}
     assert 0 < gain["few"] < gain["many"]
+
+
+def test_the_audit_reports_the_final_training_loss_of_every_fold(tmp_path):
+    res = _run(tmp_path)
+    audit = audit_run(res.run_dir, shuffled_draws=0)
+    finals = {s: [] for s in audit.seeds}
+    for s in audit.seeds:
+        for npz in sorted((res.run_dir / "folds" / f"seed{s}").rglob("*.curves.npz")):
+            with np.load(npz) as z:
+                finals[s].append(float(z["train_loss"][-1]))
+    overall, per_seed = audit.final_train_loss()
+    assert overall == pytest.approx(np.median(sum(finals.values(), [])))
+    np.testing.assert_allclose(per_seed, [np.median(finals[s]) for s in audit.seeds])
+    n = sum(map(len, finals.values()))
+    assert f"median {format_loss(overall)} over the {n} folds" in audit.markdown()
+
+
+def test_the_audit_measures_the_selection_against_shuffled_labels(tmp_path):
+    from mefr.evaluate.audit import read_audit_records
+
+    res = _run(tmp_path)
+    audit = audit_run(res.run_dir, shuffled_draws=4)
+    _, records = read_audit_records(res.run_dir)
+    for i, s in enumerate(audit.seeds):
+        recs = sorted((r for r in records if r.seed == s), key=lambda r: r.fold)
+        want = selection_under_shuffled_labels(recs, K, draws=4, seed=s)
+        for name, values in want.items():
+            assert audit.shuffled[name][i] == pytest.approx(values.mean())
+    picked = np.mean(audit.shuffled["per subject"])
+    assert f"scores composite UF1 {picked:.4f}" in audit.markdown()
+    assert "shuffled" not in audit_run(res.run_dir, shuffled_draws=0).markdown()
+
+
+def test_a_fitted_networks_loss_does_not_read_zero():
+    assert format_loss(0.04512) == "0.045"
+    assert format_loss(0.00032) == "3.2e-04"
+    assert format_loss(0.0) == "0.000"

@@ -177,3 +177,90 @@ def test_results_readme_audit_rows_are_rendered_rows() -> None:
     assert copied, "results/README.md quotes no audit table"
     for row in copied:
         assert tuple(row) in rendered, f"results/README.md audit row {row[0]!r} is not rendered"
+
+
+# ----------------------------------------------------------------------------- prose
+QUOTED = re.compile(r"(?<![\d.])[+-]?\d+\.\d{3,4}(?!\d)")
+DECIMAL = re.compile(r"[+-]?\d+\.\d+")
+#: The prose whose numbers move as seeds land: (file, heading, where the prose stops).
+ANSWER_PROSE = [
+    (ROOT / "README.md", "## Why FR falls short of the paper, in short",
+     "FR and Basic Inception under both recipes"),
+    (RESULTS / "README.md", "## Why FR falls short of the paper", None),
+]
+
+
+def _composite_numbers(path: Path) -> set[float]:
+    """Every number of a rendered result outside its tables (notes, sentences), and in
+    its tables the composite columns only (``Composite ...``, ``UF1``, ``UAR``, ``Acc``)."""
+    found: set[float] = set()
+    header: list[str] | None = None
+    for line in path.read_text(encoding="utf-8").splitlines():
+        cells = _cells(line)
+        if cells is None:
+            header = None
+            found.update(float(x) for x in DECIMAL.findall(line))
+        elif header is None:
+            header = cells
+        else:
+            for head, cell in zip(header, cells, strict=False):
+                if head.startswith("Composite") or head in ("UF1", "UAR", "Acc"):
+                    found.update(float(x) for x in DECIMAL.findall(cell))
+    return found
+
+
+def _committed_numbers() -> set[float]:
+    """The composite numbers of every committed real-data result (rendered tables, audits,
+    ensembles, run metrics) and of the recipe pilot in docs/training_settings.md."""
+    pool: set[float] = set()
+    for path in RESULTS.rglob("*.md"):
+        if path.name != "README.md" and "synthetic" not in path.parts:
+            pool |= _composite_numbers(path)
+    for path in RESULTS.glob("*/*/metrics.json"):
+        metrics = json.loads(path.read_text())
+        for key in ("mean", "std"):
+            values = ((metrics.get(key) or {}).get("composite") or {}).values()
+            pool.update(float(v) for v in values if isinstance(v, int | float))
+    pool.update(float(x) for x in
+                DECIMAL.findall((ROOT / "docs" / "training_settings.md").read_text()))
+    return pool
+
+
+def _paragraphs(path: Path, heading: str, stop: str | None) -> list[str]:
+    """The prose paragraphs (tables left out) of ``path`` from ``heading`` to the next
+    heading or ``stop``."""
+    text = path.read_text(encoding="utf-8")
+    rest = text[text.index(heading) + len(heading):]
+    end = re.search(r"^#", rest, flags=re.MULTILINE)
+    section = rest[: end.start()] if end else rest
+    if stop is not None:
+        section = section[: section.index(stop)]
+    prose = "\n".join(line for line in section.splitlines() if _cells(line) is None)
+    return [p for p in re.split(r"\n\s*\n", prose) if p.strip()]
+
+
+def _traced(quoted: str, pool: set[float], paragraph: str) -> bool:
+    """A quoted number is traced when a committed number rounds to it, or when it is the
+    difference of two numbers quoted in the same paragraph (a gap spelt out)."""
+    places = len(quoted.split(".")[1])
+    value = round(abs(float(quoted)), places)
+    if any(round(abs(v), places) == value for v in pool):
+        return True
+    near = [abs(float(x)) for x in DECIMAL.findall(paragraph)]
+    return any(round(abs(a - b), places) == value for a in near for b in near)
+
+
+@pytest.mark.parametrize(("path", "heading", "stop"), ANSWER_PROSE,
+                         ids=["README.md", "results/README.md"])
+def test_every_number_in_the_answer_is_a_committed_one(path: Path, heading: str,
+                                                      stop: str | None) -> None:
+    """The prose that answers "why FR falls short" quotes numbers by hand (three or four
+    places): each must round from a committed result's composite number, or be the gap
+    between two numbers of its paragraph. A number left stale when a seed lands fails."""
+    pool = _committed_numbers()
+    assert len(pool) > 100, "expected the committed results"
+    stale = [f"{q} in: {' '.join(p.split())[:120]}"
+             for p in _paragraphs(path, heading, stop) for q in QUOTED.findall(p)
+             if not _traced(q, pool, p)]
+    assert not stale, f"{path.relative_to(ROOT)}: numbers not found in results/:\n" + \
+        "\n".join(stale)

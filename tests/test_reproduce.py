@@ -213,6 +213,12 @@ def test_committed_recipes_render_from_the_run_directories():
     assert any(n.startswith("Preset: paper_adam (") and "fr-paper_adam" in n
                and "fr," not in n for n in table.notes)
     assert any("0.7209" in n for n in table.notes)  # STSTNet's own code, cited
+    # how well the cde recipe fits FR: the median of every fold's final training loss
+    finals = [json.loads(p.read_text())["final_train_loss"]
+              for s in _metrics(results / "cde" / "fr")["seeds"]
+              for p in (results / "cde" / "fr" / "folds" / f"seed{s}").rglob("*.json")]
+    fit = [n for n in table.notes if n.startswith("FR (cde): training loss")]
+    assert fit and f"median {np.median(finals):.3f} over the {len(finals)} folds" in fit[0]
 
 
 def test_run_status_names_complete_partial_and_extended_runs(tmp_path):

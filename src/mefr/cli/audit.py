@@ -13,6 +13,9 @@ def _add_audit(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="audit",
                    help="folder for audit.md, audit_<run>.json and audit.png")
     p.add_argument("--name", default="audit", help="file name stem of the outputs")
+    p.add_argument("--shuffled-draws", type=int, default=20, metavar="N",
+                   help="test-label shuffles per seed to measure what the per-subject "
+                        "selection adds with no signal (default 20; 0 skips it)")
 
 
 def _run_audit(args: argparse.Namespace) -> int:
@@ -21,7 +24,8 @@ def _run_audit(args: argparse.Namespace) -> int:
     from mefr.report.audit_report import write_audit
 
     try:
-        files = write_audit(args.run_dirs, args.out, args.name)
+        files = write_audit(args.run_dirs, args.out, args.name,
+                            shuffled_draws=max(0, args.shuffled_draws))
     except (AuditError, RunDirError, OSError) as e:
         return error(e)
     print(files.tables[0].read_text(), end="")

@@ -401,6 +401,20 @@ class RunDir:
                 out[seed] = float(np.mean(secs))
         return out
 
+    def final_train_losses(self, seeds: Sequence[int] | None = None) -> dict[int, list[float]]:
+        """The training loss after the last epoch of each fold, by seed: every fold
+        JSON's ``final_train_loss`` (folds without one are left out, and so are seeds
+        without any)."""
+        out: dict[int, list[float]] = {}
+        for seed in self.seeds() if seeds is None else seeds:
+            losses = []
+            for info in self._infos(int(seed)):
+                with contextlib.suppress(KeyError, TypeError, ValueError):
+                    losses.append(float(info["final_train_loss"]))  # type: ignore[index]
+            if losses:
+                out[int(seed)] = losses
+        return out
+
     def hardware(self, seeds: Sequence[int] | None = None) -> dict[int, str]:
         """The hardware that trained each seed (:func:`mefr._env.describe_device` of each
         fold JSON's ``device``); folds without one count as the machine in config.yaml's

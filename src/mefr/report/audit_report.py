@@ -52,14 +52,16 @@ class AuditFiles:
 
 
 def write_audit(run_dirs: Sequence[str | Path], out: str | Path,
-                name: str = "audit") -> AuditFiles:
+                name: str = "audit", shuffled_draws: int = 20) -> AuditFiles:
     """Audit each run directory; write ``OUT/NAME.md`` (every run's table, with the
-    paper's figure as a row), ``OUT/NAME_<run>.json`` and ``OUT/NAME.png``."""
+    paper's figure as a row), ``OUT/NAME_<run>.json`` and ``OUT/NAME.png``.
+    ``shuffled_draws``: label shuffles per seed for the no-signal measurement of
+    :func:`~mefr.evaluate.audit.audit_run` (0: none)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     results = []
     for run_dir in run_dirs:
-        res = audit_run(run_dir)
+        res = audit_run(run_dir, shuffled_draws=shuffled_draws)
         res.reference = paper_reference(res.model, res.protocol)
         results.append(res)
     parts = [f"# Audit: honest and test-selected (LEAKY) readings of "

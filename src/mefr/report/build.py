@@ -9,7 +9,13 @@ from dataclasses import replace
 from mefr.evaluate.metrics import COMPOSITE
 from mefr.evaluate.rundir import NOT_RUN, RunDir
 from mefr.report import paper as P
-from mefr.report.notes import bootstrap_notes, provenance, run_notes, timing_notes
+from mefr.report.notes import (
+    bootstrap_notes,
+    fit_notes,
+    provenance,
+    run_notes,
+    timing_notes,
+)
 from mefr.report.options import ReproduceError
 from mefr.report.runs import RunRef, Runs, fold_seconds
 from mefr.report.tables import (
@@ -163,6 +169,7 @@ def build_table(name: str, runs: Runs) -> ReportTable:
     rows: list[Row] = []
     row_refs: list[list[RunRef]] = []
     seen: list[tuple[RunRef, ...]] = []
+    fitted: list[tuple[str, RunRef]] = []  # (label, run) of the rows with a recipe to fit
     for r in spec.rows:
         if r.model is None:
             cells = {c.key: Cell(paper=paper.value(r.paper, c.key), status=NOT_REPRODUCED)
@@ -187,6 +194,8 @@ def build_table(name: str, runs: Runs) -> ReportTable:
         seen.append(key)
         rows.append(Row(r.label, cells, note=r.note))
         row_refs.append(refs)
+        if refs and not r.ensemble and not refs[0].synthetic:
+            fitted.append((r.label, refs[0]))
     differences = difference_rows(spec, rows)
     compared = compared_rows(spec, rows)
     main, apart = split_synthetic_rows(rows + differences)
@@ -200,6 +209,8 @@ def build_table(name: str, runs: Runs) -> ReportTable:
         notes.append(f"An average over real and synthetic cells is left empty ({MIXED_DATA}): "
                      "a synthetic number is never averaged with a real one.")
     notes += timing_notes(spec, main)
+    if spec.fit_notes:
+        notes += fit_notes(fitted, runs)
     if spec.differences:
         notes.append(DIFFERENCE_NOTE)
         notes += bootstrap_notes(compared)

@@ -1,6 +1,6 @@
 """The provenance of a report: its source (data; hardware), the data / hardware / preset /
 training notes, the per-seed timing notes and the subject-bootstrap notes of the
-"A minus B" rows."""
+"A minus B" rows, and how well each row's recipe fits its training subjects."""
 
 from __future__ import annotations
 
@@ -9,7 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from mefr.evaluate.rundir import RunDir
-from mefr.report.runs import RunOutcome, RunRef, Runs, describe_run_hardware, seed_hardware
+from mefr.report.runs import (
+    RunOutcome,
+    RunRef,
+    Runs,
+    describe_run_hardware,
+    seed_hardware,
+    seed_list,
+)
 from mefr.report.tables import Row
 from mefr.report.targets import TableSpec
 
@@ -147,4 +154,36 @@ def bootstrap_notes(compared: Sequence[tuple[str, str, Row, Row]]) -> list[str]:
                      f"{seeds}; `mefr compare {dirs[0]} {dirs[1]}`): " + "; ".join(parts)
                      + ". It measures how much the difference depends on which subjects "
                      "were recorded; the paired-by-seed row measures training noise.")
+    return notes
+
+
+def fit_notes(rows: Sequence[tuple[str, RunRef]], runs: Runs) -> list[str]:
+    """For each ``(row label, run)`` with finished seeds: the median training loss after
+    the last epoch over the folds of those seeds (fold JSONs' ``final_train_loss``), and
+    each seed's median. Near zero: the recipe fits the training subjects; far from it:
+    the network is under-fit, whatever it scores on the test subjects."""
+    import numpy as np
+
+    from mefr.evaluate.audit import format_loss
+
+    notes = []
+    for label, ref in rows:
+        metrics = runs.outcome(ref).metrics
+        if not metrics:
+            continue
+        seeds = [int(s) for s in metrics.get("seeds", [])]
+        losses = RunDir(ref.run_dir).final_train_losses(seeds)
+        if not losses:
+            continue
+        every = [v for s in sorted(losses) for v in losses[s]]
+        text = (f"{label}: training loss after the last epoch, median "
+                f"{format_loss(float(np.median(every)))} over the {len(every)} folds of "
+                f"{seed_list(sorted(losses))}")
+        if len(losses) > 1:
+            text += " (per seed " + ", ".join(format_loss(float(np.median(losses[s])))
+                                               for s in sorted(losses)) + ")"
+        notes.append(text + ".")
+    if notes:
+        notes.insert(0, "How well each recipe fits the training subjects (near 0: fitted; "
+                        "far from 0: under-fit, whatever the test score):")
     return notes

@@ -135,6 +135,9 @@ class TableSpec:
     notes: tuple[str, ...] = ()
     #: (label of row A, label of row B): a row "A - B" of per-seed paired differences
     differences: tuple[tuple[str, str], ...] = ()
+    #: a note per row on how well its recipe fits the training subjects (the median
+    #: training loss after the last epoch, :func:`mefr.report.notes.fit_notes`)
+    fit_notes: bool = False
 
 
 def _db_cols(dbs: Sequence[str], metrics: Sequence[str]) -> tuple[ColumnSpec, ...]:
@@ -312,5 +315,6 @@ TABLE_SPECS: dict[str, TableSpec] = {
                      (f"FR ({FITTING_PRESET})", f"FR ({DEFAULT_PRESET})"),
                      (f"Basic Inception ({FITTING_PRESET})",
                       f"Basic Inception ({DEFAULT_PRESET})")),
+        fit_notes=True,
     ),
 }
