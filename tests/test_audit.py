@@ -13,15 +13,17 @@ from mefr.data.flowset import FlowSet
 from mefr.evaluate.audit import (
     LEAKY,
     AuditError,
-    FoldRecord,
     audit_markdown,
     audit_run,
-    best_epoch_per_subject,
     format_loss,
     reference_position,
-    selection_under_shuffled_labels,
 )
 from mefr.evaluate.runner import run_protocol
+from mefr.evaluate.selection import (
+    FoldRecord,
+    best_epoch_per_subject,
+    selection_under_shuffled_labels,
+)
 from mefr.train.config import TrainConfig
 
 EPOCHS, K = 6, 3
@@ -321,7 +323,7 @@ def test_the_audit_reports_the_final_training_loss_of_every_fold(tmp_path):
     assert overall == pytest.approx(np.median(sum(finals.values(), [])))
     np.testing.assert_allclose(per_seed, [np.median(finals[s]) for s in audit.seeds])
     n = sum(map(len, finals.values()))
-    assert f"median {format_loss(overall)} over the {n} folds" in audit.markdown()
+    assert f"median {format_loss(overall)} over the {n} outer folds" in audit.markdown()
 
 
 def test_the_audit_measures_the_selection_against_shuffled_labels(tmp_path):

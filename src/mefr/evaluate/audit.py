@@ -22,13 +22,12 @@ pooled over folds) and reported as mean and sample standard deviation over seeds
 Ties between epochs go to the earliest. Beside the table the audit reports how well the
 recipe fits the training subjects (the training loss after the last epoch) and what the
 per-subject selection adds with no signal at all
-(:func:`selection_under_shuffled_labels`).
+(:func:`~mefr.evaluate.selection.selection_under_shuffled_labels`). The selections
+themselves are computed by :mod:`mefr.evaluate.selection`.
 
->>> import numpy as np
->>> probs = np.array([[[0.9, 0.1], [0.2, 0.8]],    # epoch 1: both clips right
-...                   [[0.4, 0.6], [0.3, 0.7]]])   # epoch 2: the first one wrong
->>> best_epoch_per_subject(probs, np.array([0, 1]), "acc")
-0
+>>> from mefr.evaluate.audit import audit_run
+>>> audit = audit_run("runs/fr")                      # doctest: +SKIP
+>>> print(audit.markdown())                           # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -43,7 +42,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mefr.evaluate.metrics import COMPOSITE, metric_from_confusions, scores_by_dataset
+from mefr.evaluate.metrics import COMPOSITE, scores_by_dataset
+from mefr.evaluate.selection import (
+    FoldRecord,
+    select_per_subject,
+    selection_under_shuffled_labels,
+    uf1_by_epoch,
+)
 from mefr.evaluate.summary import DATASET_ORDER as _ORDER
 from mefr.evaluate.summary import DISPLAY_NAMES as _NAMES
 
@@ -53,26 +58,6 @@ HONEST, LEAKY = "honest", "LEAKY"
 
 class AuditError(ValueError):
     """A run directory cannot be audited (no curves, mixed epochs, unreadable files)."""
-
-
-@dataclass(frozen=True)
-class FoldRecord:
-    """One (seed, fold) of a run: its test clips and what was recorded about them.
-
-    ``test`` ``(E, T, K)`` are the probabilities after each epoch (None without
-    curves); ``evaluated`` ``(T, K)`` those of the evaluated model (the fold file).
-    """
-
-    seed: int
-    fold: str
-    index: np.ndarray
-    dataset: np.ndarray
-    subject: np.ndarray
-    label: np.ndarray
-    evaluated: np.ndarray
-    evaluated_epoch: int | None
-    test: np.ndarray | None
-    train_loss: np.ndarray | None
 
 
 @dataclass
@@ -121,40 +106,6 @@ class AuditResult:
     def markdown(self, title: str | None = None) -> str:
         """The audit table: one row per selection, honest rows first, LEAKY labelled."""
         return audit_markdown(self, title)
-
-
-# ----------------------------------------------------------------------------- numerics
-def best_epoch_per_subject(probs: np.ndarray, labels: np.ndarray, by: str) -> int:
-    """The 0-based epoch that a test-selected reading would keep for one subject.
-
-    ``probs`` ``(E, T, K)`` are the subject's test probabilities after each epoch;
-    ``by="acc"`` keeps the epoch of highest accuracy, ``by="loss"`` the lowest mean
-    cross-entropy. Ties go to the earliest epoch. This looks at the test labels: it is
-    the LEAKY selection that the audit measures, never one mefr uses.
-    """
-    if by == "acc":
-        return int(np.argmax((probs.argmax(-1) == labels).mean(-1)))
-    if by == "loss":
-        p = np.take_along_axis(probs.astype(np.float64), labels[None, :, None], axis=-1)[..., 0]
-        return int(np.argmin(-np.log(np.clip(p, 1e-7, 1.0)).mean(-1)))
-    raise ValueError(f"by must be 'acc' or 'loss', got {by!r}")
-
-
-def confusions_by_epoch(preds: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
-    """Confusion matrices ``(E, K, K)`` of predictions ``(E, N)`` against ``labels``."""
-    e = preds.shape[0]
-    flat = labels[None, :] * k + preds
-    cms = np.zeros((e, k * k), dtype=np.int64)
-    for i in range(e):
-        cms[i] = np.bincount(flat[i], minlength=k * k)
-    return cms.reshape(e, k, k)
-
-
-def uf1_by_epoch(records: Sequence[FoldRecord], k: int) -> np.ndarray:
-    """Composite UF1 (Eq. 10) of one seed's pooled test predictions after each epoch."""
-    probs = np.concatenate([r.test for r in records], axis=1)  # (E, N, K)
-    labels = np.concatenate([r.label for r in records])
-    return metric_from_confusions(confusions_by_epoch(probs.argmax(-1), labels, k), "uf1")
 
 
 # ----------------------------------------------------------------------------- reading
@@ -300,73 +251,6 @@ def audit_run(run_dir: str | Path, seeds: Sequence[int] | None = None,
     )
 
 
-def select_per_subject(records: Sequence[FoldRecord], by: str,
-                       labels: Sequence[np.ndarray] | None = None
-                       ) -> tuple[np.ndarray, list[int]]:
-    """Pooled predictions when each test subject keeps its own best epoch (LEAKY).
-
-    ``records`` are one seed's folds with curves; ``labels`` (one array per record,
-    default each record's own) are the labels the selection looks at. Returns the
-    predictions in the order of the records' clips and the 0-based epoch of each
-    subject (:func:`best_epoch_per_subject`).
-    """
-    preds, epochs = [], []
-    for i, r in enumerate(records):
-        if r.test is None:
-            raise AuditError(f"fold {r.fold} of seed {r.seed} has no learning curves")
-        lab = r.label if labels is None else np.asarray(labels[i])
-        for subject in dict.fromkeys(zip(r.dataset, r.subject, strict=True)):
-            m = (r.dataset == subject[0]) & (r.subject == subject[1])
-            e = best_epoch_per_subject(r.test[:, m], lab[m], by)
-            epochs.append(e)
-            preds.append((np.flatnonzero(m), r.test[e][m].argmax(-1).astype(np.int64), r))
-    return _reassemble(records, preds), epochs
-
-
-def selection_under_shuffled_labels(records: Sequence[FoldRecord], k: int, draws: int = 20,
-                                    seed: int = 0, by: str = "acc") -> dict[str, np.ndarray]:
-    """How much the per-subject LEAKY selection adds when the labels carry no signal.
-
-    The test labels of one seed's pooled clips are shuffled (a permutation, so the class
-    counts stay), ``draws`` times with ``numpy.random.default_rng(seed)``; each time the
-    composite UF1 (Eq. 10) is computed of the model after the last epoch and of each
-    subject's best epoch for the shuffled labels (:func:`select_per_subject`). Against
-    shuffled labels no epoch knows more than another, so what the selection adds is what
-    choosing among epochs on a few test clips adds by itself. Returns ``{"last epoch":
-    (draws,), "per subject": (draws,)}``.
-
-    >>> rng = np.random.default_rng(0)
-    >>> rec = FoldRecord(seed=0, fold="f", index=np.arange(6), dataset=np.array(["d"] * 6),
-    ...                  subject=np.array(["s1"] * 3 + ["s2"] * 3), label=np.arange(6) % 3,
-    ...                  evaluated=np.zeros((6, 3)), evaluated_epoch=None,
-    ...                  test=rng.dirichlet(np.ones(3), size=(50, 6)), train_loss=None)
-    >>> out = selection_under_shuffled_labels([rec], 3, draws=5)
-    >>> bool(out["per subject"].mean() > out["last epoch"].mean())
-    True
-    """
-    rng = np.random.default_rng(seed)
-    labels = np.concatenate([r.label for r in records])
-    splits = np.cumsum([len(r.label) for r in records])[:-1]
-    last = np.concatenate([r.test[-1].argmax(-1) for r in records])  # type: ignore[index]
-    out: dict[str, list[float]] = {"last epoch": [], "per subject": []}
-    for _ in range(draws):
-        shuffled = rng.permutation(labels)
-        picked, _epochs = select_per_subject(records, by, np.split(shuffled, splits))
-        for name, pred in (("last epoch", last), ("per subject", picked)):
-            cm = confusions_by_epoch(pred[None], shuffled, k)
-            out[name].append(float(metric_from_confusions(cm, "uf1")[0]))
-    return {name: np.asarray(v) for name, v in out.items()}
-
-
-def _reassemble(recs: Sequence[FoldRecord], parts: list[tuple[np.ndarray, np.ndarray, Any]]
-                ) -> np.ndarray:
-    """Per-subject predictions put back in the order of the folds' clips."""
-    out = {id(r): np.full(len(r.label), -1, dtype=np.int64) for r in recs}
-    for rows, pred, r in parts:
-        out[id(r)][rows] = pred
-    return np.concatenate([out[id(r)] for r in recs])
-
-
 def mean_probabilities(records: Sequence[FoldRecord]
                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The evaluated probabilities of ``records`` averaged per clip: clip index, mean
@@ -467,13 +351,13 @@ def audit_markdown(result: AuditResult, title: str | None = None) -> str:
 
 def fit_sentence(result: AuditResult) -> str:
     """One sentence on how well the recipe fits the training subjects, for instance
-    "Training loss after the last epoch: median 0.045 over the 204 folds (per seed
+    "Training loss after the last epoch: median 0.045 over the 204 outer folds (per seed
     0.042, 0.070, 0.033)".
     """
     overall, per_seed = result.final_train_loss()
     n = result.train_loss.shape[0] * result.train_loss.shape[1]
     text = (f"Training loss after the last epoch: median {format_loss(overall)} over the "
-            f"{n} folds")
+            f"{n} outer folds")
     if len(per_seed) > 1:
         text += " (per seed " + ", ".join(map(format_loss, per_seed)) + ")"
     return text + "."

@@ -383,10 +383,10 @@ class RunDir:
         return (f"partial ({n} fold files)" + (f", {some} asked" if some else "")) if n \
             else NOT_RUN
 
-    def _infos(self, seed: int, ordered: bool = True) -> Iterator[dict[str, Any] | None]:
+    def fold_infos(self, seed: int, ordered: bool = True) -> Iterator[dict[str, Any] | None]:
+        """Each fold JSON of a seed, by fold name (None where unreadable)."""
         paths = (self.path / FOLDS / f"seed{seed}").rglob("*.json")
-        for p in sorted(paths) if ordered else paths:
-            yield _read_info(p)
+        yield from map(_read_info, sorted(paths) if ordered else paths)
 
     def fold_seconds(self) -> dict[int, float]:
         """Mean training seconds per fold and seed: ``group_seconds / group_size`` of
@@ -394,25 +394,11 @@ class RunDir:
         out: dict[int, float] = {}
         for seed in self.seeds():
             secs = []
-            for info in self._infos(seed, ordered=False):  # summed in directory order
+            for info in self.fold_infos(seed, ordered=False):  # summed in directory order
                 with contextlib.suppress(ValueError, KeyError, TypeError):
                     secs.append(float(info["group_seconds"]) / max(1, int(info["group_size"])))
             if secs:
                 out[seed] = float(np.mean(secs))
-        return out
-
-    def final_train_losses(self, seeds: Sequence[int] | None = None) -> dict[int, list[float]]:
-        """The training loss after the last epoch of each fold, by seed: every fold
-        JSON's ``final_train_loss`` (folds without one are left out, and so are seeds
-        without any)."""
-        out: dict[int, list[float]] = {}
-        for seed in self.seeds() if seeds is None else seeds:
-            losses = []
-            for info in self._infos(int(seed)):
-                with contextlib.suppress(KeyError, TypeError, ValueError):
-                    losses.append(float(info["final_train_loss"]))  # type: ignore[index]
-            if losses:
-                out[int(seed)] = losses
         return out
 
     def hardware(self, seeds: Sequence[int] | None = None) -> dict[int, str]:
@@ -424,7 +410,7 @@ class RunDir:
         out: dict[int, str] = {}
         for seed in self.seeds() if seeds is None else seeds:
             found = [describe_device(d) if isinstance(d := (i or {}).get("device"), str)
-                     else fallback for i in self._infos(int(seed))]
+                     else fallback for i in self.fold_infos(int(seed))]
             out[int(seed)] = " + ".join(dict.fromkeys(found)) or fallback
         return out
 

@@ -171,8 +171,10 @@ def fit_notes(rows: Sequence[tuple[str, RunRef]], runs: Runs) -> list[str]:
         metrics = runs.outcome(ref).metrics
         if not metrics:
             continue
-        seeds = [int(s) for s in metrics.get("seeds", [])]
-        losses = RunDir(ref.run_dir).final_train_losses(seeds)
+        run = RunDir(ref.run_dir)
+        losses = {int(s): found for s in metrics.get("seeds", [])
+                  if (found := [float(i["final_train_loss"]) for i in run.fold_infos(int(s))
+                                if isinstance((i or {}).get("final_train_loss"), int | float)])}
         if not losses:
             continue
         every = [v for s in sorted(losses) for v in losses[s]]
