@@ -186,6 +186,8 @@ def fit_notes(rows: Sequence[tuple[str, RunRef]], runs: Runs) -> list[str]:
                                                for s in sorted(losses)) + ")"
         notes.append(text + ".")
     if notes:
-        notes.insert(0, "How well each recipe fits the training subjects (near 0: fitted; "
-                        "far from 0: under-fit, whatever the test score):")
+        notes.insert(0, "How well each recipe fits the training subjects: the mean training "
+                        "loss of the last epoch (Eq. 8, lambda * L_prop + L_cls; L_cls alone "
+                        "for a network without detectors), near 0 when fitted, far from 0 "
+                        "when under-fit, whatever the test score:")
     return notes
