@@ -346,3 +346,26 @@ def test_a_fitted_networks_loss_does_not_read_zero():
     assert format_loss(0.04512) == "0.045"
     assert format_loss(0.00032) == "3.2e-04"
     assert format_loss(0.0) == "0.000"
+
+
+def test_an_ensemble_of_networks_also_pairs_one_model_of_each_by_seed(tmp_path):
+    from mefr.evaluate.ensemble import ensemble_of_runs
+
+    feats = _features()
+    a = run_protocol(feats, "cde", TrainConfig(epochs=EPOCHS), "0-2", tmp_path / "a",
+                     train_fn=CurveEngine(), progress=False, curves=False)
+    b = run_protocol(feats, "cde", TrainConfig(epochs=EPOCHS, model="basic_inception"), "1-3",
+                     tmp_path / "b", train_fn=CurveEngine(2), progress=False, curves=False)
+    cols, keys = [f"p_{c}" for c in CLASSES], ["dataset", "subject", "clip"]
+    scores = []
+    for s in (1, 2):  # the seeds both runs have
+        pa = a.predictions[a.predictions["seed"] == s].set_index(keys).sort_index()
+        pb = b.predictions[b.predictions["seed"] == s].set_index(keys).loc[pa.index]
+        mean = (pa[cols].to_numpy() + pb[cols].to_numpy()) / 2
+        scores.append(f1_score(pa["label"], mean.argmax(1), average="macro"))
+    result = ensemble_of_runs([a.run_dir, b.run_dir])
+    assert result.paired_seeds == (1, 2)
+    mean, std = result.paired["composite"]["uf1"]
+    assert mean == pytest.approx(np.mean(scores)) and std == pytest.approx(np.std(scores, ddof=1))
+    assert "one model of each network, paired by seed" in result.markdown()
+    assert ensemble_of_runs([a.run_dir]).paired is None  # one network: nothing to pair

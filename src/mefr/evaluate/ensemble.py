@@ -3,7 +3,14 @@
 Each member's evaluated model was chosen without the test fold (the runner's rule), so
 the mean of their class probabilities is an honest prediction too. :func:`ensemble_of_runs`
 averages per clip over each run's seeds, then over the runs, so each network weighs the
-same; ``mefr ensemble RUN_DIR...`` prints its table.
+same; ``mefr ensemble RUN_DIR...`` prints its table. With several networks it also scores,
+seed by seed, the ensemble of one model of each network (their runs' seed s), and reports
+mean ± std over the seeds: what an ensemble of one model per network, such as a bundle of
+shipped models, can be expected to score.
+
+>>> from mefr.evaluate.ensemble import ensemble_of_runs
+>>> result = ensemble_of_runs(["results/cde/fr", "results/cde/off_apexnet"])  # doctest: +SKIP
+>>> result.scores["composite"].uf1, result.paired["composite"]["uf1"]         # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -38,6 +45,10 @@ class EnsembleResult:
     seeds: tuple[tuple[int, ...], ...]
     scores: dict[str, Any]
     members: tuple[dict[str, Any], ...]
+    #: ``{db: {metric: (mean, std)}}`` over ``paired_seeds`` of each seed's ensemble of
+    #: one model per run (None with one run, or no seed that every run has)
+    paired: dict[str, dict[str, tuple[float, float | None]]] | None = None
+    paired_seeds: tuple[int, ...] = ()
 
     def markdown(self) -> str:
         """One row per member run (mean ± std of its single seeds) and the ensemble."""
@@ -56,10 +67,18 @@ class EnsembleResult:
         cells = [f"**{name}**", "all above"]
         cells += [f"{getattr(self.scores[d], m):.4f}" for d in dbs for m in ("uf1", "uar")]
         lines.append("| " + " | ".join(cells) + " |")
+        if self.paired:
+            cells = ["one model of each network, paired by seed", _seed_text(self.paired_seeds)]
+            cells += [format_mean_std(*self.paired[d][m]) for d in dbs for m in ("uf1", "uar")]
+            lines.append("| " + " | ".join(cells) + " |")
         lines += ["", "The ensemble averages the class probabilities per clip: first over "
                   "each run's seeds, then over the runs (each network weighs the same). Every "
                   "member's evaluated model was chosen without the test fold, and so is their "
                   "mean: an honest figure."]
+        if self.paired:
+            lines += ["", f"The paired row averages, for each seed s, the {len(self.run_dirs)} "
+                      "runs' seed-s models (one per network) and gives mean ± std over the "
+                      "seeds: the expected score of an ensemble of one model per network."]
         return "\n".join(lines) + "\n"
 
 
@@ -71,6 +90,7 @@ def ensemble_of_runs(run_dirs: Sequence[str | Path]) -> EnsembleResult:
     if not run_dirs:
         raise AuditError("an ensemble needs at least one run directory")
     means, members, models, seeds_of, ref = [], [], [], [], None
+    seed_records: list[dict[int, list[Any]]] = []
     for run_dir in run_dirs:
         config, records = read_audit_records(run_dir, with_curves=False)
         if not records:
@@ -101,6 +121,7 @@ def ensemble_of_runs(run_dirs: Sequence[str | Path]) -> EnsembleResult:
                              for m in METRICS} for db in per_seed[0]})
         models.append(str(config.get("train", {}).get("model", "?")))
         seeds_of.append(tuple(seeds))
+        seed_records.append(dict(zip(seeds, by_seed, strict=True)))
     index0 = means[0][0]
     for run_dir, (index, *_rest) in zip(run_dirs, means, strict=True):
         if not np.array_equal(index, index0):
@@ -108,8 +129,25 @@ def ensemble_of_runs(run_dirs: Sequence[str | Path]) -> EnsembleResult:
     probs = np.mean([m[1] for m in means], axis=0)
     _, _, labels, datasets = means[0]
     scores = scores_by_dataset(labels, probs.argmax(-1), datasets, len(ref[1]), order=_ORDER)
+    common = sorted(set.intersection(*(set(r) for r in seed_records)))
+    paired = (_paired_by_seed(seed_records, common, len(ref[1]))
+              if len(run_dirs) > 1 and common else None)
     return EnsembleResult(tuple(Path(r) for r in run_dirs), tuple(models), tuple(seeds_of),
-                          scores, tuple(members))
+                          scores, tuple(members), paired, tuple(common) if paired else ())
+
+
+def _paired_by_seed(seed_records: Sequence[dict[int, list[Any]]], seeds: Sequence[int], k: int
+                    ) -> dict[str, dict[str, tuple[float, float | None]]]:
+    """For each seed, the ensemble of the runs' models of that seed (probabilities
+    averaged per clip); mean ± std of its scores over the seeds."""
+    per_seed = []
+    for s in seeds:
+        parts = [mean_probabilities(run[s]) for run in seed_records]
+        probs = np.mean([p[1] for p in parts], axis=0)
+        _, _, labels, datasets, _ = parts[0]
+        per_seed.append(scores_by_dataset(labels, probs.argmax(-1), datasets, k, order=_ORDER))
+    return {db: {m: _mean_std([getattr(sc[db], m) for sc in per_seed]) for m in METRICS}
+            for db in per_seed[0]}
 
 
 def _mean_std(values: list[float]) -> tuple[float, float | None]:
