@@ -351,8 +351,8 @@ def audit_markdown(result: AuditResult, title: str | None = None) -> str:
 
 def fit_sentence(result: AuditResult) -> str:
     """One sentence on how well the recipe fits the training subjects, for instance
-    "Training loss after the last epoch (Eq. 8): median 0.045 over the 204 outer folds (per seed
-    0.042, 0.070, 0.033)".
+    "Training loss after the last epoch (Eq. 8): median 0.045 over the 204 outer folds
+    (per seed 0.042, 0.069, 0.033)".
     """
     overall, per_seed = result.final_train_loss()
     n = result.train_loss.shape[0] * result.train_loss.shape[1]

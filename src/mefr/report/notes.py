@@ -8,6 +8,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from mefr.evaluate.audit import format_loss
 from mefr.evaluate.rundir import RunDir
 from mefr.report.runs import (
     RunOutcome,
@@ -162,10 +165,6 @@ def fit_notes(rows: Sequence[tuple[str, RunRef]], runs: Runs) -> list[str]:
     the last epoch over the folds of those seeds (fold JSONs' ``final_train_loss``), and
     each seed's median. Near zero: the recipe fits the training subjects; far from it:
     the network is under-fit, whatever it scores on the test subjects."""
-    import numpy as np
-
-    from mefr.evaluate.audit import format_loss
-
     notes = []
     for label, ref in rows:
         metrics = runs.outcome(ref).metrics
