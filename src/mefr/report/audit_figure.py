@@ -15,8 +15,9 @@ from mefr.evaluate.metrics import COMPOSITE
 def audit_figure(results: Sequence[AuditResult], path: str | Path,
                  labels: Sequence[str] | None = None) -> Path:
     """Write a PNG: per run, the composite UF1 after each epoch (mean over seeds with a
-    band of one standard deviation) with the selections' scores as horizontal marks,
-    the paper's figure as a dashed line, and the median training loss per epoch below.
+    band of one standard deviation) with the selections' scores as marks on the right
+    (and the per-subject choice against shuffled labels, when measured), the paper's
+    figure as a dashed line, and the median training loss per epoch below.
     Returns the path written."""
     import matplotlib
 
@@ -42,6 +43,9 @@ def audit_figure(results: Sequence[AuditResult], path: str | Path,
             leaky = str(res.scores[res.scores["selection"] == sel]["kind"].iloc[0]) == LEAKY
             ax.plot([x_right], [value], marker="v" if leaky else "o", color=c,
                     markerfacecolor="none" if leaky else c, ms=7, ls="none")
+        if res.shuffled:  # the per-subject choice with no signal to find
+            ax.plot([x_right], [float(np.mean(res.shuffled["per subject"]))], marker="x",
+                    color=c, ms=7, ls="none")
         if res.reference and "uf1" in res.reference:
             ax.axhline(res.reference["uf1"], color=c, ls="--", lw=1,
                        label=f"{label}: published UF1 {res.reference['uf1']:.4f}")
@@ -50,6 +54,9 @@ def audit_figure(results: Sequence[AuditResult], path: str | Path,
     ax.plot([], [], marker="o", color="k", ls="none", label="honest selection (right)")
     ax.plot([], [], marker="v", color="k", markerfacecolor="none", ls="none",
             label="LEAKY selection: the test fold chose (right)")
+    if any(r.shuffled for r in results):
+        ax.plot([], [], marker="x", color="k", ls="none",
+                label="best epoch per subject, test labels shuffled: no signal (right)")
     ax.set_ylabel("composite UF1 (Eq. 10)")
     ax.legend(fontsize=7.5, loc="lower right")
     ax.grid(alpha=0.3)
