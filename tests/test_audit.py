@@ -270,7 +270,8 @@ def _records(n_epochs, per_subject=(3, 4, 5, 2), folds=2, seed=0, constant=False
         if constant:
             test = np.repeat(test[:1], n_epochs, axis=0)
         recs.append(FoldRecord(seed=0, fold=f"f{f}", index=np.arange(n),
-                               dataset=np.array(["casme2"] * n), subject=subjects,
+                               dataset=np.array([("casme2", "samm")[f % 2]] * n),
+                               subject=subjects,
                                label=rng.integers(0, K, n), evaluated=test[-1],
                                evaluated_epoch=None, test=test, train_loss=None))
     return recs
@@ -293,20 +294,27 @@ def test_the_shuffled_label_selection_matches_an_independent_computation():
                         for e in range(r.test.shape[0])]
                 picked.extend(r.test[int(np.argmax(accs)), rows].argmax(-1))
             last.extend(r.test[-1].argmax(-1))
+        datasets = np.concatenate([r.dataset for r in recs])
         for name, pred in (("per subject", picked), ("last epoch", last)):
             expected = f1_score(shuffled, pred, average="macro", labels=list(range(K)))
-            assert got[name][d] == pytest.approx(expected), (name, d)
+            assert got[name]["composite"][d] == pytest.approx(expected), (name, d)
+            for db in set(datasets):  # a database's score: the same predictions, its clips
+                m = datasets == db
+                want = f1_score(shuffled[m], np.asarray(pred)[m], average="macro",
+                                labels=sorted(set(shuffled[m]) | set(np.asarray(pred)[m])))
+                assert got[name][db][d] == pytest.approx(want), (name, db, d)
 
 
 def test_the_selection_adds_nothing_when_every_epoch_predicts_the_same():
     got = selection_under_shuffled_labels(_records(n_epochs=8, constant=True), K, draws=4)
-    np.testing.assert_allclose(got["per subject"], got["last epoch"])
+    for db in got["last epoch"]:
+        np.testing.assert_allclose(got["per subject"][db], got["last epoch"][db])
 
 
 def test_choosing_among_more_epochs_on_shuffled_labels_adds_more():
     few = selection_under_shuffled_labels(_records(n_epochs=2, folds=6), K, draws=20)
     many = selection_under_shuffled_labels(_records(n_epochs=60, folds=6), K, draws=20)
-    gain = {n: r["per subject"].mean() - r["last epoch"].mean()
+    gain = {n: r["per subject"]["composite"].mean() - r["last epoch"]["composite"].mean()
             for n, r in (("few", few), ("many", many))}
     assert 0 < gain["few"] < gain["many"]
 
@@ -335,9 +343,10 @@ def test_the_audit_measures_the_selection_against_shuffled_labels(tmp_path):
     for i, s in enumerate(audit.seeds):
         recs = sorted((r for r in records if r.seed == s), key=lambda r: r.fold)
         want = selection_under_shuffled_labels(recs, K, draws=4, seed=s)
-        for name, values in want.items():
-            assert audit.shuffled[name][i] == pytest.approx(values.mean())
-    picked = np.mean(audit.shuffled["per subject"])
+        for name, by_db in want.items():
+            for db, values in by_db.items():
+                assert audit.shuffled[name][db][i] == pytest.approx(values.mean())
+    picked = np.mean(audit.shuffled["per subject"]["composite"])
     assert f"scores composite UF1 {picked:.4f}" in audit.markdown()
     assert "shuffled" not in audit_run(res.run_dir, shuffled_draws=0).markdown()
 

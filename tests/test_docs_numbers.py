@@ -190,9 +190,10 @@ ANSWER_PROSE = [
 ]
 
 
-def _composite_numbers(path: Path) -> set[float]:
+def _composite_numbers(path: Path, every_column: bool = False) -> set[float]:
     """Every number of a rendered result outside its tables (notes, sentences), and in
-    its tables the composite columns only (``Composite ...``, ``UF1``, ``UAR``, ``Acc``)."""
+    its tables the composite columns only (``Composite ...``, ``UF1``, ``UAR``, ``Acc``),
+    or every column with ``every_column``."""
     found: set[float] = set()
     header: list[str] | None = None
     for line in path.read_text(encoding="utf-8").splitlines():
@@ -204,18 +205,22 @@ def _composite_numbers(path: Path) -> set[float]:
             header = cells
         else:
             for head, cell in zip(header, cells, strict=False):
-                if head.startswith("Composite") or head in ("UF1", "UAR", "Acc"):
+                if every_column or head.startswith("Composite") or head in ("UF1", "UAR",
+                                                                           "Acc"):
                     found.update(float(x) for x in DECIMAL.findall(cell))
     return found
 
 
 def _committed_numbers() -> set[float]:
-    """The composite numbers of every committed real-data result (rendered tables, audits,
-    ensembles, run metrics) and of the recipe pilot in docs/training_settings.md."""
+    """The composite numbers of every committed real-data result (rendered tables,
+    ensembles, run metrics), every number of the audits and of the recipes table (the
+    answer quotes their per-database columns too), and the recipe pilot's numbers in
+    docs/training_settings.md."""
     pool: set[float] = set()
+    cited = {RESULTS / "report" / "recipes.md", *RESULTS.glob("audit/*.md")}
     for path in RESULTS.rglob("*.md"):
         if path.name != "README.md" and "synthetic" not in path.parts:
-            pool |= _composite_numbers(path)
+            pool |= _composite_numbers(path, every_column=path in cited)
     for path in RESULTS.glob("*/*/metrics.json"):
         metrics = json.loads(path.read_text())
         for key in ("mean", "std"):

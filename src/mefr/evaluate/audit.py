@@ -68,8 +68,9 @@ class AuditResult:
     ``seeds`` and the ``kind`` (honest / LEAKY); ``uf1_by_epoch`` ``(S, E)`` is the
     composite UF1 of each seed after each epoch; ``train_loss`` ``(S, F, E)`` the
     training loss of each fold; ``epochs`` what each selection chose; ``shuffled``
-    ``{"last epoch": (S,), "per subject": (S,)}`` each seed's mean composite UF1 under
-    shuffled test labels (:func:`selection_under_shuffled_labels`), None when not drawn.
+    ``{"last epoch": {database: (S,)}, "per subject": {...}}`` each seed's mean UF1
+    (composite and per database) under shuffled test labels
+    (:func:`selection_under_shuffled_labels`), None when not drawn.
     """
 
     run_dir: Path
@@ -82,7 +83,7 @@ class AuditResult:
     train_loss: np.ndarray
     epochs: dict[str, str] = field(default_factory=dict)
     reference: dict[str, float] | None = None
-    shuffled: dict[str, np.ndarray] | None = None
+    shuffled: dict[str, dict[str, np.ndarray]] | None = None
     shuffled_draws: int = 0
 
     def final_train_loss(self) -> tuple[float, np.ndarray]:
@@ -192,13 +193,14 @@ def audit_run(run_dir: str | Path, seeds: Sequence[int] | None = None,
 
     per_seed: dict[str, list[dict[str, Any]]] = {}
     chosen: dict[str, list[int]] = {}
-    shuffled: dict[str, list[float]] = {"last epoch": [], "per subject": []}
+    shuffled: dict[str, dict[str, list[float]]] = {"last epoch": {}, "per subject": {}}
     for s in usable:
         recs = sorted(by_seed[s], key=lambda r: r.fold)
         if shuffled_draws > 0:
             null = selection_under_shuffled_labels(recs, k, draws=shuffled_draws, seed=s)
-            for name, values in null.items():
-                shuffled[name].append(float(values.mean()))
+            for name, by_db in null.items():
+                for db, values in by_db.items():
+                    shuffled[name].setdefault(db, []).append(float(values.mean()))
         labels = np.concatenate([r.label for r in recs])
         datasets = np.concatenate([r.dataset for r in recs])
         selections: dict[str, tuple[np.ndarray, list[int]]] = {}
@@ -245,8 +247,8 @@ def audit_run(run_dir: str | Path, seeds: Sequence[int] | None = None,
         protocol=str(config.get("protocol", "?")), seeds=tuple(usable),
         class_names=class_names, scores=scores, uf1_by_epoch=curves, train_loss=losses,
         epochs=epochs, reference=reference,
-        shuffled={n: np.asarray(v) for n, v in shuffled.items()} if shuffled_draws > 0
-        else None,
+        shuffled={n: {db: np.asarray(v) for db, v in d.items()} for n, d in shuffled.items()}
+        if shuffled_draws > 0 else None,
         shuffled_draws=max(0, shuffled_draws),
     )
 
@@ -365,17 +367,25 @@ def fit_sentence(result: AuditResult) -> str:
 
 def shuffled_sentence(result: AuditResult) -> str | None:
     """What the per-subject selection by test accuracy scores when the test labels are
-    shuffled, against the last epoch (composite UF1, mean over seeds of each seed's mean
-    over draws); None when not measured."""
+    shuffled, against the last epoch (UF1, mean over seeds of each seed's mean over
+    draws), composite and per database; None when not measured."""
     if not result.shuffled:
         return None
-    last = float(np.mean(result.shuffled["last epoch"]))
-    picked = float(np.mean(result.shuffled["per subject"]))
-    return (f"With the test labels shuffled ({result.shuffled_draws} draws per seed, class "
+    mean = {name: {db: float(np.mean(v)) for db, v in by_db.items()}
+            for name, by_db in result.shuffled.items()}
+    last, picked = mean["last epoch"], mean["per subject"]
+    text = (f"With the test labels shuffled ({result.shuffled_draws} draws per seed, class "
             "counts kept), where no epoch can know more than another, the best epoch per "
-            f"subject by test accuracy (**LEAKY**) scores composite UF1 {picked:.4f} against "
-            f"{last:.4f} for the last epoch: {picked - last:+.4f} is what that choice adds "
-            "with no signal at all.")
+            f"subject by test accuracy (**LEAKY**) scores composite UF1 "
+            f"{picked[COMPOSITE]:.4f} against {last[COMPOSITE]:.4f} for the last epoch: "
+            f"{picked[COMPOSITE] - last[COMPOSITE]:+.4f} is what that choice adds with no "
+            "signal at all")
+    dbs = [db for db in picked if db != COMPOSITE]
+    if dbs:
+        text += " (" + "; ".join(f"{_NAMES.get(db, db)} {picked[db]:.4f} against "
+                                 f"{last[db]:.4f}, {picked[db] - last[db]:+.4f}"
+                                 for db in dbs) + ")"
+    return text + "."
 
 
 def reference_position(result: AuditResult, metric: str = "uf1") -> str | None:
@@ -432,6 +442,7 @@ def audit_json(result: AuditResult) -> str:
     if result.shuffled:
         payload["shuffled_labels"] = {
             "draws_per_seed": result.shuffled_draws,
-            "uf1_by_seed": {n: v.round(6).tolist() for n, v in result.shuffled.items()},
+            "uf1_by_seed": {n: {db: v.round(6).tolist() for db, v in d.items()}
+                            for n, d in result.shuffled.items()},
         }
     return json.dumps(payload, indent=2) + "\n"

@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from mefr.evaluate.metrics import metric_from_confusions
+from mefr.evaluate.metrics import metric_from_confusions, scores_by_dataset
+from mefr.evaluate.summary import DATASET_ORDER
 
 
 @dataclass(frozen=True)
@@ -103,16 +104,18 @@ def select_per_subject(records: Sequence[FoldRecord], by: str,
 
 
 def selection_under_shuffled_labels(records: Sequence[FoldRecord], k: int, draws: int = 20,
-                                    seed: int = 0, by: str = "acc") -> dict[str, np.ndarray]:
+                                    seed: int = 0, by: str = "acc"
+                                    ) -> dict[str, dict[str, np.ndarray]]:
     """How much the per-subject LEAKY selection adds when the labels carry no signal.
 
     The test labels of one seed's pooled clips are shuffled (a permutation, so the class
-    counts stay), ``draws`` times with ``numpy.random.default_rng(seed)``; each time the
-    composite UF1 (Eq. 10) is computed of the model after the last epoch and of each
-    subject's best epoch for the shuffled labels (:func:`select_per_subject`). Against
-    shuffled labels no epoch knows more than another, so what the selection adds is what
-    choosing among epochs on a few test clips adds by itself. Returns ``{"last epoch":
-    (draws,), "per subject": (draws,)}``.
+    counts stay), ``draws`` times with ``numpy.random.default_rng(seed)``; each time UF1
+    (Eq. 10), composite and per database, is computed of the model after the last epoch
+    and of each subject's best epoch for the shuffled labels (:func:`select_per_subject`).
+    Against shuffled labels no epoch knows more than another, so what the selection adds
+    is what choosing among epochs on a few test clips adds by itself. Returns
+    ``{"last epoch": {database: (draws,)}, "per subject": {...}}``, the database
+    ``composite`` first.
 
     >>> rng = np.random.default_rng(0)
     >>> rec = FoldRecord(seed=0, fold="f", index=np.arange(6), dataset=np.array(["d"] * 6),
@@ -120,21 +123,23 @@ def selection_under_shuffled_labels(records: Sequence[FoldRecord], k: int, draws
     ...                  evaluated=np.zeros((6, 3)), evaluated_epoch=None,
     ...                  test=rng.dirichlet(np.ones(3), size=(50, 6)), train_loss=None)
     >>> out = selection_under_shuffled_labels([rec], 3, draws=5)
-    >>> bool(out["per subject"].mean() > out["last epoch"].mean())
+    >>> bool(out["per subject"]["composite"].mean() > out["last epoch"]["composite"].mean())
     True
     """
     rng = np.random.default_rng(seed)
     labels = np.concatenate([r.label for r in records])
+    datasets = np.concatenate([r.dataset for r in records])
     splits = np.cumsum([len(r.label) for r in records])[:-1]
     last = np.concatenate([r.test[-1].argmax(-1) for r in records])  # type: ignore[index]
-    out: dict[str, list[float]] = {"last epoch": [], "per subject": []}
+    out: dict[str, dict[str, list[float]]] = {"last epoch": {}, "per subject": {}}
     for _ in range(draws):
         shuffled = rng.permutation(labels)
         picked, _epochs = select_per_subject(records, by, np.split(shuffled, splits))
         for name, pred in (("last epoch", last), ("per subject", picked)):
-            cm = confusions_by_epoch(pred[None], shuffled, k)
-            out[name].append(float(metric_from_confusions(cm, "uf1")[0]))
-    return {name: np.asarray(v) for name, v in out.items()}
+            for db, sc in scores_by_dataset(shuffled, pred, datasets, k,
+                                            order=DATASET_ORDER).items():
+                out[name].setdefault(db, []).append(float(sc.uf1))
+    return {name: {db: np.asarray(v) for db, v in by_db.items()} for name, by_db in out.items()}
 
 
 def _reassemble(recs: Sequence[FoldRecord], parts: list[tuple[np.ndarray, np.ndarray, Any]]

@@ -44,7 +44,7 @@ def audit_figure(results: Sequence[AuditResult], path: str | Path,
             ax.plot([x_right], [value], marker="v" if leaky else "o", color=c,
                     markerfacecolor="none" if leaky else c, ms=7, ls="none")
         if res.shuffled:  # the per-subject choice with no signal to find
-            ax.plot([x_right], [float(np.mean(res.shuffled["per subject"]))], marker="x",
+            ax.plot([x_right], [float(np.mean(res.shuffled["per subject"][COMPOSITE]))], marker="x",
                     color=c, ms=7, ls="none")
         if res.reference and "uf1" in res.reference:
             ax.axhline(res.reference["uf1"], color=c, ls="--", lw=1,
