@@ -184,14 +184,20 @@ def test_the_paper_reference_of_fr_is_table_2():
     assert paper_reference("fr", "loso:smic_hs") is None
 
 
-def test_an_ensemble_of_runs_weighs_each_network_equally(tmp_path):
-    from mefr.evaluate.ensemble import ensemble_of_runs
-
+def _two_networks(tmp_path, seeds_b):
+    """FR on seeds 0-2 and Basic Inception on ``seeds_b``, same clips, other predictions."""
     feats = _features()
     a = run_protocol(feats, "cde", TrainConfig(epochs=EPOCHS), "0-2", tmp_path / "a",
                      train_fn=CurveEngine(), progress=False, curves=False)
-    b = run_protocol(feats, "cde", TrainConfig(epochs=EPOCHS, model="basic_inception"), "5",
+    b = run_protocol(feats, "cde", TrainConfig(epochs=EPOCHS, model="basic_inception"), seeds_b,
                      tmp_path / "b", train_fn=CurveEngine(2), progress=False, curves=False)
+    return a, b
+
+
+def test_an_ensemble_of_runs_weighs_each_network_equally(tmp_path):
+    from mefr.evaluate.ensemble import ensemble_of_runs
+
+    a, b = _two_networks(tmp_path, "5")
     cols = [f"p_{c}" for c in CLASSES]
     keys = ["dataset", "subject", "clip"]
     pa = a.predictions.groupby(keys)[cols].mean()
@@ -360,11 +366,7 @@ def test_a_fitted_networks_loss_does_not_read_zero():
 def test_an_ensemble_of_networks_also_pairs_one_model_of_each_by_seed(tmp_path):
     from mefr.evaluate.ensemble import ensemble_of_runs
 
-    feats = _features()
-    a = run_protocol(feats, "cde", TrainConfig(epochs=EPOCHS), "0-2", tmp_path / "a",
-                     train_fn=CurveEngine(), progress=False, curves=False)
-    b = run_protocol(feats, "cde", TrainConfig(epochs=EPOCHS, model="basic_inception"), "1-3",
-                     tmp_path / "b", train_fn=CurveEngine(2), progress=False, curves=False)
+    a, b = _two_networks(tmp_path, "1-3")
     cols, keys = [f"p_{c}" for c in CLASSES], ["dataset", "subject", "clip"]
     scores = []
     for s in (1, 2):  # the seeds both runs have
