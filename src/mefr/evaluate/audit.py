@@ -429,6 +429,7 @@ def format_mean_std(mean: float, std: float | None) -> str:
 
 def audit_json(result: AuditResult) -> str:
     """The audit's scores, epochs and seeds as JSON (beside the Markdown table)."""
+    final = result.final_train_loss()
     payload = {
         "run_dir": str(result.run_dir), "model": result.model, "protocol": result.protocol,
         "seeds": list(result.seeds), "epochs": result.epochs, "reference": result.reference,
@@ -436,8 +437,8 @@ def audit_json(result: AuditResult) -> str:
         "uf1_by_epoch_mean": np.nanmean(result.uf1_by_epoch, axis=0).round(6).tolist(),
         "train_loss_median_by_epoch": np.median(result.train_loss, axis=1).mean(0)
         .round(6).tolist(),
-        "final_train_loss_median": round(result.final_train_loss()[0], 6),
-        "final_train_loss_median_by_seed": result.final_train_loss()[1].round(6).tolist(),
+        "final_train_loss_median": round(final[0], 6),
+        "final_train_loss_median_by_seed": final[1].round(6).tolist(),
     }
     if result.shuffled:
         payload["shuffled_labels"] = {
