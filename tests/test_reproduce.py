@@ -17,11 +17,13 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import f1_score
 
 from mefr.evaluate.protocols import CDMER_EXPERIMENTS
 from mefr.evaluate.rundir import RunDir
 from mefr.models.registry import model_specs
 from mefr.report import targets as T
+from mefr.report.build import NO_FOLD_PREDICTIONS
 from mefr.report.options import ReproduceError, ReproduceOptions, SyntheticSpec
 from mefr.report.reproduce import Reproducer
 
@@ -151,6 +153,9 @@ def test_paper_adam_runs_render_table6_beside_the_default_report(tmp_path, capsy
         dst.mkdir(parents=True)
         for name in ("metrics.json", "config.yaml"):
             shutil.copy(src / name, dst / name)
+        # the folds' predictions (not their curves) feed the rows "ensemble of its seeds"
+        shutil.copytree(src / "folds", dst / "folds",
+                        ignore=shutil.ignore_patterns("*.curves.npz"))
     rc = main(["reproduce", "table6", "--preset", "paper_adam", "--no-train", "--results",
                str(results), "--no-progress"])
     assert rc == 0, capsys.readouterr().err
@@ -158,6 +163,13 @@ def test_paper_adam_runs_render_table6_beside_the_default_report(tmp_path, capsy
     assert not (results / "report").exists()
     fr = json.loads((results / "cde" / "fr-paper_adam" / "metrics.json").read_text())
     assert f"{fr['mean']['composite']['uf1']:.4f}" in md
+    # the ensemble row, against the committed predictions averaged per clip by hand
+    pred = pd.read_csv(REPO / "results" / "cde" / "fr-paper_adam" / "predictions.csv")
+    probs = [c for c in pred.columns if c.startswith("p_")]
+    mean = pred.groupby(["dataset", "subject", "clip", "label"])[probs].mean().reset_index()
+    uf1 = f1_score(mean["label"], mean[probs].to_numpy().argmax(1), average="macro")
+    (row,) = [line for line in md.splitlines() if line.startswith("| FR, ensemble of its seeds")]
+    assert row.split(" | ")[1] == f"{uf1:.4f}"
     assert "Preset: paper_adam" in md and "inner validation" in md
 
 
@@ -341,8 +353,13 @@ def test_table6_fig3_and_fig4_with_the_real_engine(tmp_path, synthetic_root, wor
     t6 = rep.reproduce("table6")
     assert "(synthetic data)" in t6["md"].read_text().splitlines()[0]
     table = rep.table("table6")
-    basic, fr, diff = table.rows
+    basic, basic_ensemble, fr, fr_ensemble, diff = table.rows
     assert diff.label == "FR minus Basic Inception"
+    for single, ensemble in ((basic, basic_ensemble), (fr, fr_ensemble)):
+        # an ensemble of the run's one seed is that seed's model
+        assert ensemble.label == f"{single.label}, ensemble of its seeds"
+        assert ensemble.cells["composite.uf1"].values == pytest.approx(
+            single.cells["composite.uf1"].values)
     cell = diff.cells["composite.uf1"]
     want = fr.cells["composite.uf1"].values[0] - basic.cells["composite.uf1"].values[0]
     assert cell.seeds == (0,) and cell.values == pytest.approx((want,))
@@ -442,6 +459,9 @@ def test_committed_real_run_renders_with_its_hardware(tmp_path):
     assert "MEGC 2019 composite flow set" in table.source and table.source in table.full_title
     bi = next(r for r in table.rows if r.label == "Basic Inception")
     assert not bi.cells["composite.uf1"].measured
+    # without its folds/ the run has nothing to average: the ensemble row says so
+    ensemble = next(r for r in table.rows if r.label == "FR, ensemble of its seeds")
+    assert ensemble.cells["composite.uf1"].status == NO_FOLD_PREDICTIONS
 
 
 def test_title_names_each_machine_once_and_notes_say_which_seed(tmp_path):

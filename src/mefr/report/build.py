@@ -40,6 +40,9 @@ from mefr.report.targets import (
 
 #: Status of a main-table cell whose row was measured on synthetic data only.
 SYNTHETIC_ONLY = "synthetic data only: see the second table"
+#: Status of an ensemble row whose run directory keeps only its metrics, not the per-fold
+#: predictions that are averaged.
+NO_FOLD_PREDICTIONS = "no per-fold predictions to average (folds/)"
 
 
 def parameters_millions(model: str, num_classes: int) -> float:
@@ -93,7 +96,10 @@ def _cell(runs: Runs, row: RowSpec, col: ColumnSpec, paper: float | None
         return Cell(paper=paper, run_dir=where, status=out.status), ref
     db = col.database or row.database or COMPOSITE
     if row.ensemble:
-        value = getattr(runs.ensemble_scores(ref)[db], col.metric)
+        scores = runs.ensemble_scores(ref)
+        if scores is None:
+            return Cell(paper=paper, run_dir=where, status=NO_FOLD_PREDICTIONS), ref
+        value = getattr(scores[db], col.metric)
         return Cell(values=(float(value),), seeds=tuple(out.metrics["seeds"]), paper=paper,
                     synthetic=ref.synthetic, run_dir=where, pooled=True), ref
     try:

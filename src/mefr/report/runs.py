@@ -118,7 +118,7 @@ class Runs:
         self.options = options
         self.features = features
         self.outcomes: dict[RunRef, RunOutcome] = {}
-        self._ensembles: dict[RunRef, dict[str, Any]] = {}
+        self._ensembles: dict[RunRef, dict[str, Any] | None] = {}
 
     # ------------------------------------------------------------------ naming
     def is_synthetic(self, experiment: str, model: str, force: bool = False) -> bool:
@@ -193,13 +193,19 @@ class Runs:
         cfg = read_config(Path(run_dir))
         return parse_seeds(cfg["seeds"]) if cfg and cfg.get("seeds") else (0,)
 
-    def ensemble_scores(self, ref: RunRef) -> dict[str, Any]:
+    def ensemble_scores(self, ref: RunRef) -> dict[str, Any] | None:
         """The scores (by database) of the finished run ``ref``'s seeds as one ensemble:
-        class probabilities averaged per clip (:func:`mefr.evaluate.ensemble.ensemble_of_runs`)."""
+        class probabilities averaged per clip (:func:`mefr.evaluate.ensemble.ensemble_of_runs`);
+        ``None`` when the run directory keeps no per-fold predictions (``folds/`` removed,
+        only ``metrics.json`` kept), which an ensemble needs."""
         if ref not in self._ensembles:
             from mefr.evaluate.ensemble import ensemble_of_runs
 
-            self._ensembles[ref] = ensemble_of_runs([ref.run_dir]).scores
+            run = RunDir(ref.run_dir)
+            if not any(run.folds(seed) for seed in run.seeds()):
+                self._ensembles[ref] = None
+            else:
+                self._ensembles[ref] = ensemble_of_runs([ref.run_dir]).scores
         return self._ensembles[ref]
 
     def outcome(self, ref: RunRef) -> RunOutcome:
