@@ -46,8 +46,8 @@ run() {  # run NAME COMMITTED_RUN_DIR MIN_SECONDS_LEFT ARGS...
 run cde_fr-paper_adam results/cde/fr-paper_adam 60 --protocol cde --model fr --preset paper_adam
 run cde_basic_inception-paper_adam results/cde/basic_inception-paper_adam 60 --protocol cde --model basic_inception --preset paper_adam
 # STSTNet under its authors' recipe (800 epochs, whatever EPOCHS says): does mefr's pipeline
-# give the 0.7209 of their code on the same flows? (on the 2-core CPU, shared with another
-# run, a fold took 640-680 s)
+# give the 0.7209 of their code on the same flows? (about 11 minutes a fold on a busy
+# 2-core CPU, 68 folds a seed)
 run cde_ststnet-ststnet_ref results/cde/ststnet-ststnet_ref 60 --protocol cde --model ststnet --preset ststnet_ref --set epochs=800
 # then the throughput benchmark, when time is left for it
 if [ "$(left)" -ge 100 ]; then
