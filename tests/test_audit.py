@@ -380,3 +380,36 @@ def test_an_ensemble_of_networks_also_pairs_one_model_of_each_by_seed(tmp_path):
     assert mean == pytest.approx(np.mean(scores)) and std == pytest.approx(np.std(scores, ddof=1))
     assert "one model of each network, paired by seed" in result.markdown()
     assert ensemble_of_runs([a.run_dir]).paired is None  # one network: nothing to pair
+
+
+def test_an_ensemble_can_keep_the_same_seeds_of_every_run(tmp_path, capsys):
+    """``seeds=`` (``mefr ensemble --seeds``) averages only those seeds of each run, so
+    runs with different numbers of seeds are compared member for member; a seed that a
+    run has not finished is a one-line error naming the run."""
+    from mefr.cli import main
+    from mefr.evaluate.ensemble import ensemble_of_runs
+
+    a, b = _two_networks(tmp_path, "1-3")
+    cols, keys = [f"p_{c}" for c in CLASSES], ["dataset", "subject", "clip"]
+    kept = [1, 2]
+    pa = a.predictions[a.predictions["seed"].isin(kept)].groupby(keys)[cols].mean()
+    pb = b.predictions[b.predictions["seed"].isin(kept)].groupby(keys)[cols].mean()
+    y = a.predictions.groupby(keys)["label"].first().loc[pa.index]
+    mean = (pa.to_numpy() + pb.loc[pa.index].to_numpy()) / 2
+    result = ensemble_of_runs([a.run_dir, b.run_dir], seeds=kept)
+    assert result.seeds == ((1, 2), (1, 2))
+    assert result.scores["composite"].uf1 == pytest.approx(
+        f1_score(y, mean.argmax(1), average="macro"))
+    every = ensemble_of_runs([a.run_dir, b.run_dir])
+    assert every.seeds == ((0, 1, 2), (1, 2, 3))
+    with pytest.raises(AuditError, match=r"seeds \[3\] asked for are not finished"):
+        ensemble_of_runs([a.run_dir, b.run_dir], seeds=[1, 3])
+
+    out = tmp_path / "ens.md"
+    assert main(["ensemble", str(a.run_dir), str(b.run_dir), "--seeds", "1-2",
+                 "--out", str(out)]) == 0
+    assert f"{result.scores['composite'].uf1:.4f}" in out.read_text()
+    capsys.readouterr()
+    assert main(["ensemble", str(a.run_dir), str(b.run_dir), "--seeds", "0-3"]) != 0
+    err = capsys.readouterr().err
+    assert "not finished" in err and str(a.run_dir) in err and "Traceback" not in err

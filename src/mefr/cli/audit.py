@@ -37,6 +37,9 @@ def _add_ensemble(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
                    help="finished runs of the same protocol on the same clips")
     p.add_argument("--out", default=None, help="also write the table to this Markdown file")
+    p.add_argument("--seeds", default=None, metavar="SPEC",
+                   help="only these seeds of every run, e.g. 0-4 (default: every finished "
+                        "seed of each run)")
 
 
 def _run_ensemble(args: argparse.Namespace) -> int:
@@ -44,11 +47,13 @@ def _run_ensemble(args: argparse.Namespace) -> int:
 
     from mefr.evaluate.audit import AuditError
     from mefr.evaluate.ensemble import ensemble_of_runs
+    from mefr.evaluate.protocols import parse_seeds
     from mefr.evaluate.rundir import RunDirError
 
     try:
-        result = ensemble_of_runs(args.run_dirs)
-    except (AuditError, RunDirError, OSError) as e:
+        seeds = parse_seeds(args.seeds) if args.seeds is not None else None
+        result = ensemble_of_runs(args.run_dirs, seeds=seeds)
+    except (AuditError, RunDirError, OSError, ValueError) as e:
         return error(e)
     text = result.markdown()
     print(text, end="")

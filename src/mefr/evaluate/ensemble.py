@@ -82,13 +82,18 @@ class EnsembleResult:
         return "\n".join(lines) + "\n"
 
 
-def ensemble_of_runs(run_dirs: Sequence[str | Path]) -> EnsembleResult:
+def ensemble_of_runs(run_dirs: Sequence[str | Path],
+                     seeds: Sequence[int] | None = None) -> EnsembleResult:
     """The honest ensemble of finished runs on the same clips (one network's seeds, or
     several networks): probabilities averaged per clip over each run's seeds, then over
-    the runs. Raises :class:`AuditError` when the runs scored different clips, classes
-    or protocols."""
+    the runs. ``seeds`` keeps only those seeds of every run (each run must have them
+    all finished), so that runs with more seeds than others, or a bundle trained with
+    ``mefr train --seeds``, are compared member for member; None keeps every finished
+    seed. Raises :class:`AuditError` when the runs scored different clips, classes or
+    protocols, or lack a requested seed."""
     if not run_dirs:
         raise AuditError("an ensemble needs at least one run directory")
+    wanted = None if seeds is None else sorted(set(seeds))
     means, members, models, seeds_of, ref = [], [], [], [], None
     seed_records: list[dict[int, list[Any]]] = []
     for run_dir in run_dirs:
@@ -102,11 +107,17 @@ def ensemble_of_runs(run_dirs: Sequence[str | Path]) -> EnsembleResult:
             raise AuditError(f"{run_dir}: protocol / classes {key} differ from {ref}")
         k = len(key[1])
         grouped, partial = records_by_seed(records)
-        if partial:  # a seed still being trained: its finished folds are not a seed yet
+        if partial and wanted is None:  # a seed still being trained is not a seed yet
             warnings.warn(f"{run_dir}: seeds {partial} are incomplete; the ensemble leaves "
                           "them out", stacklevel=2)
-        seeds = [s for s in grouped if s not in partial]
-        by_seed = [grouped[s] for s in seeds]
+        finished = [s for s in grouped if s not in partial]
+        if wanted is not None:
+            missing = [s for s in wanted if s not in finished]
+            if missing:
+                raise AuditError(f"{run_dir}: seeds {missing} asked for are not finished "
+                                 f"(finished: {finished or 'none'})")
+            finished = wanted
+        by_seed = [grouped[s] for s in finished]
         records = [r for recs in by_seed for r in recs]
         clip_sets = {tuple(sorted(int(i) for r in recs for i in r.index)) for recs in by_seed}
         if len(clip_sets) != 1:
@@ -120,8 +131,8 @@ def ensemble_of_runs(run_dirs: Sequence[str | Path]) -> EnsembleResult:
         members.append({db: {m: _mean_std([getattr(sc[db], m) for sc in per_seed])
                              for m in METRICS} for db in per_seed[0]})
         models.append(str(config.get("train", {}).get("model", "?")))
-        seeds_of.append(tuple(seeds))
-        seed_records.append(dict(zip(seeds, by_seed, strict=True)))
+        seeds_of.append(tuple(finished))
+        seed_records.append(dict(zip(finished, by_seed, strict=True)))
     index0 = means[0][0]
     for run_dir, (index, *_rest) in zip(run_dirs, means, strict=True):
         if not np.array_equal(index, index0):
