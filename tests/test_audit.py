@@ -404,6 +404,8 @@ def test_an_ensemble_can_keep_the_same_seeds_of_every_run(tmp_path, capsys):
     assert every.seeds == ((0, 1, 2), (1, 2, 3))
     with pytest.raises(AuditError, match=r"seeds \[3\] asked for are not finished"):
         ensemble_of_runs([a.run_dir, b.run_dir], seeds=[1, 3])
+    with pytest.raises(AuditError, match="none asked for"):
+        ensemble_of_runs([a.run_dir], seeds=[])
 
     out = tmp_path / "ens.md"
     assert main(["ensemble", str(a.run_dir), str(b.run_dir), "--seeds", "1-2",

@@ -94,6 +94,8 @@ def ensemble_of_runs(run_dirs: Sequence[str | Path],
     if not run_dirs:
         raise AuditError("an ensemble needs at least one run directory")
     wanted = None if seeds is None else sorted(set(seeds))
+    if wanted is not None and not wanted:
+        raise AuditError("seeds: none asked for (give at least one, or None for all)")
     means, members, models, seeds_of, ref = [], [], [], [], None
     seed_records: list[dict[int, list[Any]]] = []
     for run_dir in run_dirs:
