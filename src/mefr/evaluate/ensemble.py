@@ -113,13 +113,12 @@ def ensemble_of_runs(run_dirs: Sequence[str | Path],
             warnings.warn(f"{run_dir}: seeds {partial} are incomplete; the ensemble leaves "
                           "them out", stacklevel=2)
         finished = [s for s in grouped if s not in partial]
-        if wanted is not None:
-            missing = [s for s in wanted if s not in finished]
-            if missing:
-                raise AuditError(f"{run_dir}: seeds {missing} asked for are not finished "
-                                 f"(finished: {finished or 'none'})")
-            finished = wanted
-        by_seed = [grouped[s] for s in finished]
+        kept = finished if wanted is None else wanted
+        missing = [s for s in kept if s not in finished]
+        if missing:
+            raise AuditError(f"{run_dir}: seeds {missing} asked for are not finished "
+                             f"(finished: {finished or 'none'})")
+        by_seed = [grouped[s] for s in kept]
         records = [r for recs in by_seed for r in recs]
         clip_sets = {tuple(sorted(int(i) for r in recs for i in r.index)) for recs in by_seed}
         if len(clip_sets) != 1:
@@ -133,8 +132,8 @@ def ensemble_of_runs(run_dirs: Sequence[str | Path],
         members.append({db: {m: _mean_std([getattr(sc[db], m) for sc in per_seed])
                              for m in METRICS} for db in per_seed[0]})
         models.append(str(config.get("train", {}).get("model", "?")))
-        seeds_of.append(tuple(finished))
-        seed_records.append(dict(zip(finished, by_seed, strict=True)))
+        seeds_of.append(tuple(kept))
+        seed_records.append(dict(zip(kept, by_seed, strict=True)))
     index0 = means[0][0]
     for run_dir, (index, *_rest) in zip(run_dirs, means, strict=True):
         if not np.array_equal(index, index0):
