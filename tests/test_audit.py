@@ -415,3 +415,56 @@ def test_an_ensemble_can_keep_the_same_seeds_of_every_run(tmp_path, capsys):
     assert main(["ensemble", str(a.run_dir), str(b.run_dir), "--seeds", "0-3"]) != 0
     err = capsys.readouterr().err
     assert "not finished" in err and str(a.run_dir) in err and "Traceback" not in err
+
+
+def test_an_ensemble_scores_every_choice_of_k_seeds_per_run(tmp_path, capsys, monkeypatch):
+    """``subset_size=K`` (``mefr ensemble --subsets K``): the ensemble of every choice of K
+    seeds from each run, mean ± std and range over the choices, against pandas and
+    sklearn; K=1 of one run is its single seeds, K=all is the plain ensemble."""
+    import itertools
+
+    from mefr.cli import main
+    from mefr.evaluate import ensemble as ens
+
+    a, b = _two_networks(tmp_path, "1-3")
+    cols, keys = [f"p_{c}" for c in CLASSES], ["dataset", "subject", "clip"]
+
+    def probs(pred, seeds):
+        return pred[pred["seed"].isin(seeds)].groupby(keys)[cols].mean()
+
+    y = a.predictions.groupby(keys)["label"].first()
+    scores = []
+    for ca, cb in itertools.product(itertools.combinations((0, 1, 2), 2),
+                                    itertools.combinations((1, 2, 3), 2)):
+        mean = (probs(a.predictions, ca).to_numpy()
+                + probs(b.predictions, cb).loc[y.index].to_numpy()) / 2
+        scores.append(f1_score(y, mean.argmax(1), average="macro"))
+    sub = ens.ensemble_of_runs([a.run_dir, b.run_dir], subset_size=2).subsets
+    assert (sub.size, sub.scored, sub.possible) == (2, 9, 9)
+    mean, std = sub.scores["composite"]["uf1"]
+    assert mean == pytest.approx(np.mean(scores)) and std == pytest.approx(np.std(scores, ddof=1))
+    assert sub.ranges["composite"]["uf1"] == pytest.approx((min(scores), max(scores)))
+
+    single = ens.ensemble_of_runs([a.run_dir], subset_size=1)
+    assert single.subsets.scores["composite"]["uf1"] == pytest.approx(
+        single.members[0]["composite"]["uf1"])
+    whole = ens.ensemble_of_runs([a.run_dir], subset_size=3)
+    assert whole.subsets.scored == 1
+    assert whole.subsets.scores["composite"]["uf1"][0] == pytest.approx(
+        whole.scores["composite"].uf1)
+    with pytest.raises(AuditError, match="fewer than the subset size 4"):
+        ens.ensemble_of_runs([a.run_dir], subset_size=4)
+
+    monkeypatch.setattr(ens, "MAX_SUBSETS", 4)  # more choices than that: drawn at random
+    drawn = ens.ensemble_of_runs([a.run_dir, b.run_dir], subset_size=2).subsets
+    assert (drawn.scored, drawn.possible) == (4, 9)
+    low, high = drawn.ranges["composite"]["uf1"]
+    assert min(scores) <= low <= high <= max(scores)
+
+    assert main(["ensemble", str(a.run_dir), str(b.run_dir), "--subsets", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "ensembles of 2 seeds per network, over 4 choices" in out
+    assert "4 choices drawn at random of 9" in out
+    assert main(["ensemble", str(a.run_dir), "--subsets", "5"]) != 0
+    err = capsys.readouterr().err
+    assert "fewer than the subset size" in err and "Traceback" not in err

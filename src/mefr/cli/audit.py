@@ -40,6 +40,10 @@ def _add_ensemble(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", default=None, metavar="SPEC",
                    help="only these seeds of every run, e.g. 0-4 (default: every finished "
                         "seed of each run)")
+    p.add_argument("--subsets", type=int, default=None, metavar="K",
+                   help="also score the ensemble of every choice of K seeds from each run "
+                        "(at most 1000, drawn at random beyond that): mean ± std and range "
+                        "over the choices, i.e. how much the figure depends on the seeds")
 
 
 def _run_ensemble(args: argparse.Namespace) -> int:
@@ -52,7 +56,7 @@ def _run_ensemble(args: argparse.Namespace) -> int:
 
     try:
         seeds = parse_seeds(args.seeds) if args.seeds is not None else None
-        result = ensemble_of_runs(args.run_dirs, seeds=seeds)
+        result = ensemble_of_runs(args.run_dirs, seeds=seeds, subset_size=args.subsets)
     except (AuditError, RunDirError, OSError, ValueError) as e:
         return error(e)
     text = result.markdown()

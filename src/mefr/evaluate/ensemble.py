@@ -6,15 +6,21 @@ averages per clip over each run's seeds, then over the runs, so each network wei
 same; ``mefr ensemble RUN_DIR...`` prints its table. With several networks it also scores,
 seed by seed, the ensemble of one model of each network (their runs' seed s), and reports
 mean ± std over the seeds: what an ensemble of one model per network, such as a bundle of
-shipped models, can be expected to score.
+shipped models, can be expected to score. With ``subset_size=K`` (``--subsets K``) it
+scores the ensemble of every choice of K seeds from each run, and reports mean ± std and
+range over the choices: how much an ensemble's figure depends on which seeds it holds.
 
 >>> from mefr.evaluate.ensemble import ensemble_of_runs
 >>> result = ensemble_of_runs(["results/cde/fr", "results/cde/off_apexnet"])  # doctest: +SKIP
 >>> result.scores["composite"].uf1, result.paired["composite"]["uf1"]         # doctest: +SKIP
+>>> spread = ensemble_of_runs(["results/cde/fr"], subset_size=5).subsets      # doctest: +SKIP
+>>> spread.scores["composite"]["uf1"], spread.ranges["composite"]["uf1"]      # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+import itertools
+import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,6 +41,23 @@ from mefr.evaluate.metrics import scores_by_dataset
 from mefr.evaluate.summary import DATASET_ORDER as _ORDER
 from mefr.evaluate.summary import DISPLAY_NAMES as _NAMES
 
+#: ``subset_size``: at most this many choices of seeds are scored; beyond it they are drawn
+#: at random (generator seed 0), each run's K seeds without replacement
+MAX_SUBSETS = 1000
+
+
+@dataclass(frozen=True)
+class SubsetSpread:
+    """Scores of ensembles of ``size`` seeds from each run, over ``scored`` choices of
+    seeds (of ``possible``): ``{db: {metric: (mean, std)}}`` and ``{db: {metric: (min,
+    max)}}``."""
+
+    size: int
+    scored: int
+    possible: int
+    scores: dict[str, dict[str, tuple[float, float | None]]]
+    ranges: dict[str, dict[str, tuple[float, float]]]
+
 
 @dataclass(frozen=True)
 class EnsembleResult:
@@ -49,6 +72,8 @@ class EnsembleResult:
     #: one model per run (None with one run, or no seed that every run has)
     paired: dict[str, dict[str, tuple[float, float | None]]] | None = None
     paired_seeds: tuple[int, ...] = ()
+    #: ensembles of K seeds per run over the choices of seeds (``subset_size``), or None
+    subsets: SubsetSpread | None = None
 
     def markdown(self) -> str:
         """One row per member run (mean ± std of its single seeds) and the ensemble."""
@@ -71,6 +96,13 @@ class EnsembleResult:
             cells = ["one model of each network, paired by seed", _seed_text(self.paired_seeds)]
             cells += [format_mean_std(*self.paired[d][m]) for d in dbs for m in ("uf1", "uar")]
             lines.append("| " + " | ".join(cells) + " |")
+        if self.subsets:
+            sub = self.subsets
+            per = "per network" if len(self.run_dirs) > 1 else "of the run"
+            cells = [f"ensembles of {_seeds(sub.size)} {per}, over {sub.scored} choices",
+                     f"{sub.size} of {'/'.join(str(len(s)) for s in self.seeds)}"]
+            cells += [format_mean_std(*sub.scores[d][m]) for d in dbs for m in ("uf1", "uar")]
+            lines.append("| " + " | ".join(cells) + " |")
         lines += ["", "The ensemble averages the class probabilities per clip: first over "
                   "each run's seeds, then over the runs (each network weighs the same). Every "
                   "member's evaluated model was chosen without the test fold, and so is their "
@@ -79,24 +111,42 @@ class EnsembleResult:
             lines += ["", f"The paired row averages, for each seed s, the {len(self.run_dirs)} "
                       "runs' seed-s models (one per network) and gives mean ± std over the "
                       "seeds: the expected score of an ensemble of one model per network."]
+        if self.subsets:
+            sub = self.subsets
+            how = (f"every one of the {sub.possible} choices" if sub.scored == sub.possible
+                   else f"{sub.scored} choices drawn at random of {sub.possible}")
+            lo, hi = sub.ranges["composite"]["uf1"]
+            each = "each run" if len(self.run_dirs) > 1 else "the run"
+            lines += ["", f"The row of ensembles of {_seeds(sub.size)} scores {how} of "
+                      f"{sub.size} of {each}'s seeds above: mean ± std over the "
+                      f"choices, composite UF1 from {lo:.4f} to {hi:.4f}. That is how much an "
+                      "ensemble's figure depends on which seeds it holds. The choices come "
+                      "from one pool of seeds and overlap, so ensembles of fresh seeds would "
+                      "likely spread more."]
         return "\n".join(lines) + "\n"
 
 
 def ensemble_of_runs(run_dirs: Sequence[str | Path],
-                     seeds: Sequence[int] | None = None) -> EnsembleResult:
+                     seeds: Sequence[int] | None = None,
+                     subset_size: int | None = None) -> EnsembleResult:
     """The honest ensemble of finished runs on the same clips (one network's seeds, or
     several networks): probabilities averaged per clip over each run's seeds, then over
     the runs. ``seeds`` keeps only those seeds of every run (each run must have them
     all finished), so that runs with more seeds than others, or a bundle trained with
     ``mefr train --seeds``, are compared member for member; None keeps every finished
-    seed. Raises :class:`AuditError` when the runs scored different clips, classes or
-    protocols, or lack a requested seed."""
+    seed. ``subset_size=K`` also scores the ensemble of every choice of K of each run's
+    kept seeds (:class:`SubsetSpread`; at most :data:`MAX_SUBSETS` choices). Raises
+    :class:`AuditError` when the runs scored different clips, classes or protocols, lack
+    a requested seed, or have fewer than K seeds."""
     if not run_dirs:
         raise AuditError("an ensemble needs at least one run directory")
     wanted = None if seeds is None else sorted(set(seeds))
     if wanted is not None and not wanted:
         raise AuditError("seeds: none asked for (give at least one, or None for all)")
+    if subset_size is not None and subset_size < 1:
+        raise AuditError(f"subset size {subset_size}: give at least 1 seed per run")
     means, members, models, seeds_of, ref = [], [], [], [], None
+    seed_probs: list[np.ndarray] = []  # per run: (seeds, clips, classes)
     seed_records: list[dict[int, list[Any]]] = []
     for run_dir in run_dirs:
         config, records = read_audit_records(run_dir, with_curves=False)
@@ -125,10 +175,15 @@ def ensemble_of_runs(run_dirs: Sequence[str | Path],
             raise AuditError(f"{run_dir}: its seeds scored different clips (incomplete seed?)")
         index, probs, labels, datasets, _ = mean_probabilities(records)
         means.append((index, probs, labels, datasets))
-        per_seed = []
+        if subset_size is not None and subset_size > len(kept):
+            raise AuditError(f"{run_dir}: {len(kept)} seeds kept, fewer than the subset "
+                             f"size {subset_size}")
+        per_seed, probs_of_seeds = [], []
         for recs in by_seed:
             _, p, y, d, _ = mean_probabilities(recs)
             per_seed.append(scores_by_dataset(y, p.argmax(-1), d, k, order=_ORDER))
+            probs_of_seeds.append(p)
+        seed_probs.append(np.stack(probs_of_seeds))
         members.append({db: {m: _mean_std([getattr(sc[db], m) for sc in per_seed])
                              for m in METRICS} for db in per_seed[0]})
         models.append(str(config.get("train", {}).get("model", "?")))
@@ -144,8 +199,39 @@ def ensemble_of_runs(run_dirs: Sequence[str | Path],
     common = sorted(set.intersection(*(set(r) for r in seed_records)))
     paired = (_paired_by_seed(seed_records, common, len(ref[1]))
               if len(run_dirs) > 1 and common else None)
+    subsets = (_subset_spread(seed_probs, subset_size, labels, datasets, len(ref[1]))
+               if subset_size is not None else None)
     return EnsembleResult(tuple(Path(r) for r in run_dirs), tuple(models), tuple(seeds_of),
-                          scores, tuple(members), paired, tuple(common) if paired else ())
+                          scores, tuple(members), paired, tuple(common) if paired else (),
+                          subsets)
+
+
+def _subset_spread(seed_probs: Sequence[np.ndarray], size: int, labels: np.ndarray,
+                   datasets: np.ndarray, k: int) -> SubsetSpread:
+    """Score the ensemble (mean over each run's chosen seeds, then over the runs) of
+    every choice of ``size`` seeds per run, or of :data:`MAX_SUBSETS` random choices."""
+    counts = [len(p) for p in seed_probs]
+    possible = math.prod(math.comb(n, size) for n in counts)
+    if possible <= MAX_SUBSETS:
+        choices = list(itertools.product(*(itertools.combinations(range(n), size)
+                                           for n in counts)))
+    else:
+        rng = np.random.default_rng(0)
+        choices = [tuple(tuple(sorted(rng.choice(n, size, replace=False))) for n in counts)
+                   for _ in range(MAX_SUBSETS)]
+    per_choice = []
+    for choice in choices:
+        probs = np.mean([p[list(c)].mean(axis=0) for p, c in zip(seed_probs, choice,
+                                                                 strict=True)], axis=0)
+        per_choice.append(scores_by_dataset(labels, probs.argmax(-1), datasets, k,
+                                            order=_ORDER))
+    dbs = list(per_choice[0])
+    values = {db: {m: [getattr(sc[db], m) for sc in per_choice] for m in METRICS}
+              for db in dbs}
+    return SubsetSpread(size, len(choices), possible,
+                        {db: {m: _mean_std(v) for m, v in ms.items()} for db, ms in values.items()},
+                        {db: {m: (float(np.nanmin(v)), float(np.nanmax(v))) for m, v in ms.items()}
+                         for db, ms in values.items()})
 
 
 def _paired_by_seed(seed_records: Sequence[dict[int, list[Any]]], seeds: Sequence[int], k: int
@@ -165,6 +251,10 @@ def _paired_by_seed(seed_records: Sequence[dict[int, list[Any]]], seeds: Sequenc
 def _mean_std(values: list[float]) -> tuple[float, float | None]:
     a = np.asarray(values, dtype=np.float64)
     return float(np.nanmean(a)), (float(np.nanstd(a, ddof=1)) if len(a) > 1 else None)
+
+
+def _seeds(n: int) -> str:
+    return f"{n} seed" + ("" if n == 1 else "s")
 
 
 def _seed_text(seeds: Sequence[int]) -> str:
