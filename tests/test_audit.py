@@ -464,7 +464,7 @@ def test_an_ensemble_scores_every_choice_of_k_seeds_per_run(tmp_path, capsys, mo
     assert main(["ensemble", str(a.run_dir), str(b.run_dir), "--subsets", "2"]) == 0
     out = capsys.readouterr().out
     assert "ensembles of 2 seeds per network, over 4 choices" in out
-    assert "4 choices drawn at random of 9" in out
+    assert "4 choices of 2 of each run's seeds above, drawn at random from the 9 possible" in out
     assert main(["ensemble", str(a.run_dir), "--subsets", "5"]) != 0
     err = capsys.readouterr().err
     assert "fewer than the subset size" in err and "Traceback" not in err

@@ -113,16 +113,17 @@ class EnsembleResult:
                       "seeds: the expected score of an ensemble of one model per network."]
         if self.subsets:
             sub = self.subsets
-            how = (f"every one of the {sub.possible} choices" if sub.scored == sub.possible
-                   else f"{sub.scored} choices drawn at random of {sub.possible}")
-            lo, hi = sub.ranges["composite"]["uf1"]
             each = "each run" if len(self.run_dirs) > 1 else "the run"
-            lines += ["", f"The row of ensembles of {_seeds(sub.size)} scores {how} of "
-                      f"{sub.size} of {each}'s seeds above: mean ± std over the "
-                      f"choices, composite UF1 from {lo:.4f} to {hi:.4f}. That is how much an "
-                      "ensemble's figure depends on which seeds it holds. The choices come "
-                      "from one pool of seeds and overlap, so ensembles of fresh seeds would "
-                      "likely spread more."]
+            what = f"of {sub.size} of {each}'s seeds above"
+            how = (f"every one of the {sub.possible:,} possible choices {what}"
+                   if sub.scored == sub.possible else f"{sub.scored:,} choices {what}, drawn "
+                   f"at random from the {sub.possible:,} possible")
+            lo, hi = sub.ranges["composite"]["uf1"]
+            lines += ["", f"The row of ensembles of {_seeds(sub.size)} scores {how}: mean ± "
+                      f"std over the choices, composite UF1 from {lo:.4f} to {hi:.4f}. That "
+                      "is how much an ensemble's figure depends on which seeds it holds. The "
+                      "choices come from one pool of seeds and overlap, so ensembles of fresh "
+                      "seeds would likely spread more."]
         return "\n".join(lines) + "\n"
 
 
