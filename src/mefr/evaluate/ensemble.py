@@ -147,8 +147,7 @@ def ensemble_of_runs(run_dirs: Sequence[str | Path],
     if subset_size is not None and subset_size < 1:
         raise AuditError(f"subset size {subset_size}: give at least 1 seed per run")
     means, members, models, seeds_of, ref = [], [], [], [], None
-    seed_probs: list[np.ndarray] = []  # per run: (seeds, clips, classes)
-    seed_records: list[dict[int, list[Any]]] = []
+    seed_probs: list[dict[int, np.ndarray]] = []  # per run: seed -> (clips, classes)
     for run_dir in run_dirs:
         config, records = read_audit_records(run_dir, with_curves=False)
         if not records:
@@ -179,28 +178,25 @@ def ensemble_of_runs(run_dirs: Sequence[str | Path],
         if subset_size is not None and subset_size > len(kept):
             raise AuditError(f"{run_dir}: {len(kept)} seeds kept, fewer than the subset "
                              f"size {subset_size}")
-        per_seed, probs_of_seeds = [], []
-        for recs in by_seed:
-            _, p, y, d, _ = mean_probabilities(recs)
-            per_seed.append(scores_by_dataset(y, p.argmax(-1), d, k, order=_ORDER))
-            probs_of_seeds.append(p)
-        seed_probs.append(np.stack(probs_of_seeds))
-        members.append({db: {m: _mean_std([getattr(sc[db], m) for sc in per_seed])
-                             for m in METRICS} for db in per_seed[0]})
+        probs_of_seed = {s: mean_probabilities(recs)[1] for s, recs in zip(kept, by_seed,
+                                                                          strict=True)}
+        seed_probs.append(probs_of_seed)
+        members.append(_mean_std_by_db([_scores(p, labels, datasets, k)
+                                        for p in probs_of_seed.values()]))
         models.append(str(config.get("train", {}).get("model", "?")))
         seeds_of.append(tuple(kept))
-        seed_records.append(dict(zip(kept, by_seed, strict=True)))
     index0 = means[0][0]
     for run_dir, (index, *_rest) in zip(run_dirs, means, strict=True):
         if not np.array_equal(index, index0):
             raise AuditError(f"{run_dir}: scored other clips than {run_dirs[0]}")
     probs = np.mean([m[1] for m in means], axis=0)
     _, _, labels, datasets = means[0]
-    scores = scores_by_dataset(labels, probs.argmax(-1), datasets, len(ref[1]), order=_ORDER)
-    common = sorted(set.intersection(*(set(r) for r in seed_records)))
-    paired = (_paired_by_seed(seed_records, common, len(ref[1]))
+    scores = _scores(probs, labels, datasets, len(ref[1]))
+    common = sorted(set.intersection(*(set(r) for r in seed_probs)))
+    paired = (_paired_by_seed(seed_probs, common, labels, datasets, len(ref[1]))
               if len(run_dirs) > 1 and common else None)
-    subsets = (_subset_spread(seed_probs, subset_size, labels, datasets, len(ref[1]))
+    subsets = (_subset_spread([np.stack(list(r.values())) for r in seed_probs], subset_size,
+                              labels, datasets, len(ref[1]))
                if subset_size is not None else None)
     return EnsembleResult(tuple(Path(r) for r in run_dirs), tuple(models), tuple(seeds_of),
                           scores, tuple(members), paired, tuple(common) if paired else (),
@@ -220,33 +216,34 @@ def _subset_spread(seed_probs: Sequence[np.ndarray], size: int, labels: np.ndarr
         rng = np.random.default_rng(0)
         choices = [tuple(tuple(sorted(rng.choice(n, size, replace=False))) for n in counts)
                    for _ in range(MAX_SUBSETS)]
-    per_choice = []
-    for choice in choices:
-        probs = np.mean([p[list(c)].mean(axis=0) for p, c in zip(seed_probs, choice,
-                                                                 strict=True)], axis=0)
-        per_choice.append(scores_by_dataset(labels, probs.argmax(-1), datasets, k,
-                                            order=_ORDER))
-    dbs = list(per_choice[0])
-    values = {db: {m: [getattr(sc[db], m) for sc in per_choice] for m in METRICS}
-              for db in dbs}
-    return SubsetSpread(size, len(choices), possible,
-                        {db: {m: _mean_std(v) for m, v in ms.items()} for db, ms in values.items()},
-                        {db: {m: (float(np.nanmin(v)), float(np.nanmax(v))) for m, v in ms.items()}
-                         for db, ms in values.items()})
+    per_choice = [_scores(np.mean([p[list(c)].mean(axis=0)
+                                   for p, c in zip(seed_probs, choice, strict=True)], axis=0),
+                          labels, datasets, k) for choice in choices]
+    ranges = {db: {m: (float(np.nanmin(v)), float(np.nanmax(v)))
+                   for m in METRICS for v in [[getattr(sc[db], m) for sc in per_choice]]}
+              for db in per_choice[0]}
+    return SubsetSpread(size, len(choices), possible, _mean_std_by_db(per_choice), ranges)
 
 
-def _paired_by_seed(seed_records: Sequence[dict[int, list[Any]]], seeds: Sequence[int], k: int
+def _paired_by_seed(seed_probs: Sequence[dict[int, np.ndarray]], seeds: Sequence[int],
+                    labels: np.ndarray, datasets: np.ndarray, k: int
                     ) -> dict[str, dict[str, tuple[float, float | None]]]:
     """For each seed, the ensemble of the runs' models of that seed (probabilities
     averaged per clip); mean ± std of its scores over the seeds."""
-    per_seed = []
-    for s in seeds:
-        parts = [mean_probabilities(run[s]) for run in seed_records]
-        probs = np.mean([p[1] for p in parts], axis=0)
-        _, _, labels, datasets, _ = parts[0]
-        per_seed.append(scores_by_dataset(labels, probs.argmax(-1), datasets, k, order=_ORDER))
-    return {db: {m: _mean_std([getattr(sc[db], m) for sc in per_seed]) for m in METRICS}
-            for db in per_seed[0]}
+    return _mean_std_by_db([_scores(np.mean([run[s] for run in seed_probs], axis=0),
+                                    labels, datasets, k) for s in seeds])
+
+
+def _scores(probs: np.ndarray, labels: np.ndarray, datasets: np.ndarray, k: int
+            ) -> dict[str, Any]:
+    return scores_by_dataset(labels, probs.argmax(-1), datasets, k, order=_ORDER)
+
+
+def _mean_std_by_db(per: Sequence[dict[str, Any]]
+                    ) -> dict[str, dict[str, tuple[float, float | None]]]:
+    """``{db: {metric: (mean, std)}}`` over a list of :func:`_scores` results."""
+    return {db: {m: _mean_std([getattr(sc[db], m) for sc in per]) for m in METRICS}
+            for db in per[0]}
 
 
 def _mean_std(values: list[float]) -> tuple[float, float | None]:
