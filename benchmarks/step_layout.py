@@ -1,33 +1,42 @@
-"""Time one training step of a group of models, channels-last vs NCHW convolutions.
+"""Time one training step of a group of models: convolution layout and implementation.
 
-The engine packs G models into grouped convolutions. Which memory layout the device's
-convolution kernels prefer for that shape is measured, not guessed::
+The engine packs G models into grouped convolutions. Which memory layout (channels-last
+or NCHW) and which implementation (one grouped ``F.conv2d``, or the unfold + batched
+matmul of ``MEFR_GROUP_CONV=matmul``) the device runs fastest for that shape is measured,
+not guessed::
 
-    python benchmarks/step_layout.py --device cuda --models 340
+    python benchmarks/step_layout.py --device cuda --models 136 --out step_layout_cuda.md
     python benchmarks/step_layout.py --device cpu --models 1
 
-Prints a Markdown table (ms per step, model-steps per second) and the faster layout on
-its last line as ``best_channels_last=<true|false>``.
+Prints a Markdown table (ms per step, model-steps per second) headed by the hardware,
+and the fastest setting on its last line as ``best=<conv>,<layout>``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
+from pathlib import Path
 
 import torch
-from _common import group_train_step
+from _common import command_line, emit, group_train_step, hardware
 
 from mefr.train.runtime import resolve_device
 
+#: (implementation, channels_last) pairs timed; the matmul path unfolds NCHW columns, so
+#: it is timed in that layout only
+SETTINGS = (("native", True), ("native", False), ("matmul", False))
 
-def time_steps(model_name: str, g: int, channels_last: bool, device: torch.device,
-               steps: int, batch: int = 32) -> float:
+
+def time_steps(model_name: str, g: int, conv: str, channels_last: bool,
+               device: torch.device, steps: int, batch: int = 32) -> float:
     """Seconds per fused-Adam training step of ``g`` models (after warm-up)."""
     torch.backends.cudnn.benchmark = True
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
+    os.environ["MEFR_GROUP_CONV"] = conv
     step = group_train_step(model_name, g, device, batch, channels_last=channels_last)
 
     for _ in range(3):
@@ -48,18 +57,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default="fr")
     ap.add_argument("--models", type=int, default=1)
     ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
     dev = resolve_device(args.device)
-    print(f"| layout | G | ms / step | model-steps / s |  ({dev}, {args.model})")
-    print("|---|---:|---:|---:|")
+    lines = [f"# One training step of {args.models} x {args.model} (batch 32, fused Adam)", "",
+             f"- hardware: {hardware(dev)}", f"- command: `{command_line()}`", "",
+             "| group convolution | layout | G | ms / step | model-steps / s |",
+             "|---|---|---:|---:|---:|"]
     results = {}
-    for cl in (True, False):
-        s = time_steps(args.model, args.models, cl, dev, args.steps)
-        results[cl] = s
-        name = "channels-last" if cl else "NCHW"
-        print(f"| {name} | {args.models} | {1000 * s:.2f} | {args.models / s:.1f} |")
-    best = min(results, key=results.get)
-    print(f"best_channels_last={'true' if best else 'false'}")
+    for conv, cl in SETTINGS:
+        s = time_steps(args.model, args.models, conv, cl, dev, args.steps)
+        layout = "channels-last" if cl else "NCHW"
+        results[(conv, layout)] = s
+        lines.append(f"| {conv} | {layout} | {args.models} | {1000 * s:.2f} | "
+                     f"{args.models / s:.1f} |")
+    conv, layout = min(results, key=results.get)
+    lines += ["", f"best={conv},{layout}"]
+    emit("\n".join(lines), args.out)
     return 0
 
 

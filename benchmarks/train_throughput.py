@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -37,6 +38,7 @@ from _common import emit, group_train_step, hardware
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from mefr.models.layers import GROUP_CONV_IMPLS
 from mefr.models.registry import count_parameters, create_model
 from mefr.train.config import TrainConfig
 from mefr.train.engine import train_group
@@ -187,8 +189,12 @@ def main(argv: list[str] | None = None) -> int:
                     help="the card's memory bandwidth in TB/s, for the bandwidth bound")
     ap.add_argument("--profile", type=int, default=0, metavar="G",
                     help="also print a profile of 3 steps of a group of G models")
+    ap.add_argument("--conv", choices=GROUP_CONV_IMPLS, default="native",
+                    help="engine: how the group convolutions compute (MEFR_GROUP_CONV; "
+                         "matmul: unfold + one batched matrix product)")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
+    os.environ["MEFR_GROUP_CONV"] = args.conv  # the engine's worker processes inherit it
 
     dev = resolve_device(args.device)
     x_np, y_np, groups, data_desc = load_composite()
@@ -232,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"- hardware: {hardware(dev)}",
         f"- device: {dev.type}; data: {data_desc}; model: {args.model} ({params:,} parameters;"
-        f" plain re-implementation: {plain:,})",
+        f" plain re-implementation: {plain:,}); engine's group convolutions: {args.conv}",
         f"- command: `python benchmarks/train_throughput.py {' '.join(argv or sys.argv[1:])}`",
         "",
         "| path | model-epochs / s | measured on |",

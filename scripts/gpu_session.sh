@@ -59,6 +59,12 @@ if [ "$(left)" -ge 100 ]; then
 else
   log "skip the throughput benchmark: $(left)s left"
 fi
+# does the unfold + batched-matmul group convolution beat the grouped cuDNN one on the card?
+if [ "$(left)" -ge 60 ]; then
+  log "group convolution: native vs matmul"
+  timeout 60 python3 benchmarks/step_layout.py --device "$DEVICE" --models 136 \
+    --out "$OUT/step_layout_$DEVICE.md" | tail -n 8
+fi
 run cde_fr_curves results/cde/fr_curves 40 --protocol cde --model fr --preset cde
 run cde_basic_inception_curves results/cde/basic_inception_curves 40 --protocol cde --model basic_inception --preset cde
 run cde_off_apexnet_curves results/cde/off_apexnet_curves 40 --protocol cde --model off_apexnet --preset cde

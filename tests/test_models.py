@@ -4,10 +4,17 @@ import json
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from mefr.cli import main
 from mefr.models.catalog import MODELS
-from mefr.models.layers import GroupBatchNorm2d, GroupLinear, concat_groups, stateless_uniform
+from mefr.models.layers import (
+    GroupBatchNorm2d,
+    GroupConv2d,
+    GroupLinear,
+    concat_groups,
+    stateless_uniform,
+)
 from mefr.models.registry import count_parameters, create_model
 
 # Counts derived by hand in shared/docs/architecture.md (all within 1% of Table 7).
@@ -71,6 +78,57 @@ def test_group_equals_its_single_models(name):
         if out.detector_logits is not None:
             torch.testing.assert_close(out.detector_logits[g], ref.detector_logits,
                                        rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("kernel, padding", [(1, 0), (3, 1), (5, 2), (3, 2)])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_matmul_group_convolution_equals_one_convolution_per_group(kernel, padding,
+                                                                    channels_last):
+    """impl="matmul" gives, value and gradients, what an ordinary convolution of each
+    group's channels with that group's kernels gives."""
+    torch.manual_seed(0)
+    groups, cin, cout = 3, 2, 4
+    conv = GroupConv2d(groups, cin, cout, kernel, padding=padding, impl="matmul")
+    with torch.no_grad():
+        conv.weight.normal_()
+        conv.bias.normal_()
+    x = torch.randn(5, groups * cin, 7, 6, requires_grad=True)
+    x_in = x.contiguous(memory_format=torch.channels_last) if channels_last else x
+    out = conv(x_in)
+    grad_out = torch.randn_like(out)
+    gx, gw, gb = torch.autograd.grad(out, (x, conv.weight, conv.bias), grad_out)
+
+    w = conv.weight.detach().clone().requires_grad_(True)
+    b = conv.bias.detach().clone().requires_grad_(True)
+    xr = x.detach().clone().requires_grad_(True)
+    ref = torch.cat([F.conv2d(xr[:, g * cin:(g + 1) * cin], w[g * cout:(g + 1) * cout],
+                              b[g * cout:(g + 1) * cout], padding=padding)
+                     for g in range(groups)], dim=1)
+    rx, rw, rb = torch.autograd.grad(ref, (xr, w, b), grad_out)
+    assert out.shape == ref.shape
+    for got, want in ((out, ref), (gx, rx), (gw, rw), (gb, rb)):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["fr", "ststnet"])
+def test_a_network_computes_the_same_with_either_group_convolution(name, monkeypatch):
+    """MEFR_GROUP_CONV=matmul builds a network whose convolutions compute by matmul, with
+    the logits of the native grouped convolution."""
+    c = len(MODELS[name].channels)
+    x = torch.randn(2, 4, c, 28, 28, generator=torch.Generator().manual_seed(1))
+    monkeypatch.setenv("MEFR_GROUP_CONV", "matmul")
+    net = create_model(name, 3, num_models=2)
+    net.init_models([5, 6])
+    net.eval()
+    convs = [m for m in net.modules() if isinstance(m, GroupConv2d)]
+    assert convs and {m.impl for m in convs} == {"matmul"}
+    by_matmul = net(x).logits
+    for m in convs:
+        m.impl = "native"
+    torch.testing.assert_close(by_matmul, net(x).logits, rtol=1e-4, atol=1e-4)
+    monkeypatch.setenv("MEFR_GROUP_CONV", "fft")
+    with pytest.raises(ValueError, match="MEFR_GROUP_CONV='fft'"):
+        create_model(name, 3, num_models=2)
 
 
 def test_init_depends_on_seed_only():

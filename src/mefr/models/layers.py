@@ -21,6 +21,7 @@ group it is trained in.
 from __future__ import annotations
 
 import math
+import os
 
 import torch
 import torch.nn.functional as F
@@ -84,12 +85,56 @@ class GroupLinear(nn.Module):
         return torch.baddbmm(self.bias, x, self.weight)
 
 
+#: How :class:`GroupConv2d` computes: ``native`` (one grouped ``F.conv2d``, cuDNN on a
+#: GPU) or ``matmul`` (:func:`grouped_conv2d_matmul`). Read from the environment variable
+#: ``MEFR_GROUP_CONV`` when a layer is built, so that worker processes inherit it; an
+#: experimental switch for the throughput benchmark (``--conv``), default ``native``.
+GROUP_CONV_IMPLS = ("native", "matmul")
+
+
+def group_conv_impl() -> str:
+    """The implementation named by ``MEFR_GROUP_CONV`` (default ``native``)."""
+    impl = os.environ.get("MEFR_GROUP_CONV", "native") or "native"
+    if impl not in GROUP_CONV_IMPLS:
+        raise ValueError(f"MEFR_GROUP_CONV={impl!r}: expected one of {GROUP_CONV_IMPLS}")
+    return impl
+
+
+def grouped_conv2d_matmul(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                          groups: int, padding: int) -> torch.Tensor:
+    """``F.conv2d(x, weight, bias, padding=padding, groups=groups)`` (stride 1) as one
+    batched matrix product over the groups.
+
+    Each group's input patches are unfolded to columns (a 1x1 kernel needs none) and
+    multiplied by that group's ``(out, in * k * k)`` weight matrix; the batch of products
+    runs as one kernel whatever the number of groups, where a grouped convolution with
+    hundreds of groups of a few channels runs poorly on some back ends.
+
+    >>> x, w = torch.randn(2, 6, 5, 5), torch.randn(9, 2, 3, 3)
+    >>> y = grouped_conv2d_matmul(x, w, None, groups=3, padding=1)
+    >>> torch.allclose(y, F.conv2d(x, w, padding=1, groups=3), atol=1e-5)
+    True
+    """
+    b, _, h, w = x.shape
+    out_total, cin, k, _ = weight.shape
+    cout = out_total // groups
+    h_out, w_out = h + 2 * padding - k + 1, w + 2 * padding - k + 1
+    if k == 1 and padding == 0:
+        cols = x.reshape(b, groups, cin, h * w)
+    else:
+        cols = F.unfold(x, k, padding=padding).view(b, groups, cin * k * k, h_out * w_out)
+    out = torch.einsum("gok,bgkl->bgol", weight.reshape(groups, cout, cin * k * k), cols)
+    out = out.reshape(b, out_total, h_out, w_out)
+    return out if bias is None else out + bias.view(1, -1, 1, 1)
+
+
 class GroupConv2d(nn.Module):
     """``num_groups`` independent 2-D convolutions (stride 1, 'same' padding).
 
     Input and output are packed ``(B, num_groups * C, H, W)``. ``weight`` is
     ``(num_groups * out, in, k, k)``; each group is initialised as one Keras layer of
-    its own (fan-in ``in * k * k``, fan-out ``out * k * k``).
+    its own (fan-in ``in * k * k``, fan-out ``out * k * k``). ``impl`` (default:
+    :func:`group_conv_impl`) picks how it computes; both give the same result.
     """
 
     def __init__(
@@ -99,8 +144,12 @@ class GroupConv2d(nn.Module):
         out_channels: int,
         kernel_size: int,
         padding: int | None = None,
+        impl: str | None = None,
     ) -> None:
         super().__init__()
+        self.impl = group_conv_impl() if impl is None else impl
+        if self.impl not in GROUP_CONV_IMPLS:
+            raise ValueError(f"impl {self.impl!r}: expected one of {GROUP_CONV_IMPLS}")
         self.num_groups = num_groups
         self.in_channels = in_channels
         self.out_channels = out_channels
@@ -122,6 +171,9 @@ class GroupConv2d(nn.Module):
                           self.init_fan_out, scheme, generator)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.impl == "matmul":
+            return grouped_conv2d_matmul(x, self.weight, self.bias, self.num_groups,
+                                         self.padding)
         return F.conv2d(x, self.weight, self.bias, padding=self.padding, groups=self.num_groups)
 
 
